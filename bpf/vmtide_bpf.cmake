@@ -1,0 +1,2 @@
+function(vmtide_bpf_object name src)
+endfunction()
