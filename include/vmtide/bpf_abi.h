@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/* The ABI between vmtide's BPF programs and its C++ userspace: the only
+ * header both sides include (STYLE.md rule 1). Plain C, fixed-width types,
+ * explicit padding, a static assertion on every struct size; the C++ side
+ * checks offsetof() in tests/unit/bpf_abi_test.cc. */
+#ifndef VMTIDE_BPF_ABI_H
+#define VMTIDE_BPF_ABI_H
+
+#ifndef __bpf__
+#include <linux/types.h> /* BPF programs get the __u* types from vmlinux.h */
+#endif
+
+#ifdef __cplusplus
+#define VMTIDE_STATIC_ASSERT(expr, msg) static_assert(expr, msg)
+#else
+#define VMTIDE_STATIC_ASSERT(expr, msg) _Static_assert(expr, msg)
+#endif
+
+/* Bumped whenever a struct or map layout below changes. */
+#define VMTIDE_ABI_VERSION 1
+
+/* ---- ctxsw: per-process context-switch counters (bpf/ctxsw.bpf.c) ----
+ *
+ * Map `tracked` (hash, tgid -> slot) names the processes to count; map
+ * `counts` (per-CPU array indexed by slot) holds monotonic counters that
+ * userspace sums over CPUs and turns into deltas. Slots are never reset:
+ * userspace takes a baseline when it starts tracking a process.
+ */
+#define VMTIDE_CTXSW_MAX_TRACKED_DEFAULT 4096
+
+struct vmtide_ctxsw_counts {
+	/* The process's thread left the CPU by blocking: counted exactly where
+	 * the kernel increments task->nvcsw (__schedule(), !preempt && prev_state). */
+	__u64 out_voluntary;
+	/* The process's thread left the CPU while still runnable (preempted):
+	 * where the kernel increments task->nivcsw. */
+	__u64 out_involuntary;
+	/* A thread of the process was switched in. */
+	__u64 in;
+};
+VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_ctxsw_counts) == 24, "vmtide_ctxsw_counts layout");
+
+#endif /* VMTIDE_BPF_ABI_H */

@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: Apache-2.0
+// Checks the C++ view of include/vmtide/bpf_abi.h: the layout BPF writes is
+// the layout userspace reads (STYLE.md rule 1).
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <type_traits>
+
+#include "vmtide/bpf_abi.h"
+
+TEST(BpfAbi, CtxswCountsLayout) {
+  static_assert(std::is_standard_layout_v<vmtide_ctxsw_counts>);
+  EXPECT_EQ(sizeof(vmtide_ctxsw_counts), 24u);
+  EXPECT_EQ(offsetof(vmtide_ctxsw_counts, out_voluntary), 0u);
+  EXPECT_EQ(offsetof(vmtide_ctxsw_counts, out_involuntary), 8u);
+  EXPECT_EQ(offsetof(vmtide_ctxsw_counts, in), 16u);
+  EXPECT_EQ(VMTIDE_ABI_VERSION, 1);
+}
