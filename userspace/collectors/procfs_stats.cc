@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: Apache-2.0
+// /proc parsers and readers (procfs_stats.h).
+#include "procfs_stats.h"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
+namespace vmtide::collectors {
+namespace {
+
+std::vector<std::string_view> fields(std::string_view line) {
+  std::vector<std::string_view> out;
+  std::size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+    std::size_t j = i;
+    while (j < line.size() && line[j] != ' ' && line[j] != '\t') ++j;
+    if (j > i) out.push_back(line.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+template <typename F>
+void for_each_line(std::string_view text, F&& f) {
+  while (!text.empty()) {
+    auto nl = text.find('\n');
+    f(text.substr(0, nl));
+    if (nl == std::string_view::npos) break;
+    text.remove_prefix(nl + 1);
+  }
+}
+
+bool to_u64(std::string_view s, std::uint64_t& v) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+}  // namespace
+
+Result<CpuTimes> parse_proc_stat(std::string_view text) {
+  CpuTimes t;
+  bool seen = false;
+  Status bad;
+  for_each_line(text, [&](std::string_view line) {
+    auto f = fields(line);
+    if (f.empty() || f[0].rfind("cpu", 0) != 0) return;
+    if (f[0] != "cpu") {
+      ++t.cpus;
+      return;
+    }
+    // cpu user nice system idle iowait irq softirq steal guest guest_nice
+    std::uint64_t v[8] = {};
+    if (f.size() < 9) {
+      bad = make_error(Errc::kInvalidArgument, "/proc/stat: short cpu line");
+      return;
+    }
+    for (int i = 0; i < 8; ++i) {
+      if (!to_u64(f[static_cast<std::size_t>(i) + 1], v[i])) {
+        bad = make_error(Errc::kInvalidArgument, "/proc/stat: bad number in cpu line");
+        return;
+      }
+    }
+    t.busy = v[0] + v[1] + v[2] + v[5] + v[6];
+    t.idle = v[3] + v[4];
+    t.steal = v[7];
+    seen = true;
+  });
+  if (!bad) return bad.error();
+  if (!seen) return make_error(Errc::kInvalidArgument, "/proc/stat: no aggregate cpu line");
+  return t;
+}
+
+Result<MemInfo> parse_meminfo(std::string_view text) {
+  MemInfo m;
+  bool total = false, avail = false;
+  for_each_line(text, [&](std::string_view line) {
+    auto f = fields(line);
+    if (f.size() < 2) return;
+    std::uint64_t kib = 0;
+    if (!to_u64(f[1], kib)) return;
+    if (f[0] == "MemTotal:") m.total_bytes = kib * 1024, total = true;
+    else if (f[0] == "MemAvailable:") m.available_bytes = kib * 1024, avail = true;
+  });
+  if (!total || !avail) return make_error(Errc::kInvalidArgument, "/proc/meminfo: no MemTotal or MemAvailable");
+  return m;
+}
+
+Result<LoadAvg> parse_loadavg(std::string_view text) {
+  std::istringstream in{std::string(text)};
+  LoadAvg l;
+  if (!(in >> l.load1 >> l.load5 >> l.load15)) return make_error(Errc::kInvalidArgument, "/proc/loadavg: unparsable");
+  return l;
+}
+
+Result<Pressure> parse_pressure(std::string_view text) {
+  Pressure p;
+  bool some = false;
+  for_each_line(text, [&](std::string_view line) {
+    auto f = fields(line);
+    if (f.empty()) return;
+    for (auto kv : f) {
+      std::uint64_t v = 0;
+      if (kv.rfind("total=", 0) == 0 && to_u64(kv.substr(6), v)) {
+        if (f[0] == "some") p.some_us = v, some = true;
+        else if (f[0] == "full") p.full_us = v;
+      }
+    }
+  });
+  if (!some) return make_error(Errc::kInvalidArgument, "pressure file: no 'some ... total=' line");
+  return p;
+}
+
+Result<SchedStat> parse_schedstat(std::string_view text) {
+  auto f = fields(text.substr(0, text.find('\n')));
+  SchedStat s;
+  if (f.size() < 3 || !to_u64(f[0], s.run_ns) || !to_u64(f[1], s.wait_ns) || !to_u64(f[2], s.pcount)) {
+    return make_error(Errc::kInvalidArgument, "schedstat: expected three numbers");
+  }
+  return s;
+}
+
+Result<std::string> read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(Errc::kNotFound, "cannot open " + path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+Result<SchedStat> process_schedstat(std::uint32_t pid, const std::vector<std::uint32_t>& tids) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  std::vector<std::uint32_t> all = tids;
+  if (all.empty()) {
+    DIR* d = opendir(dir.c_str());
+    if (d == nullptr) return make_error(Errc::kNotFound, "process " + std::to_string(pid) + " is gone");
+    while (dirent* e = readdir(d)) {
+      std::uint64_t tid = 0;
+      if (to_u64(e->d_name, tid)) all.push_back(static_cast<std::uint32_t>(tid));
+    }
+    closedir(d);
+  }
+  SchedStat sum;
+  bool any = false;
+  for (std::uint32_t tid : all) {
+    auto text = read_text_file(dir + "/" + std::to_string(tid) + "/schedstat");
+    if (!text) continue;  // the thread exited: skip it
+    auto s = parse_schedstat(*text);
+    if (!s) return s.error();
+    sum.run_ns += s->run_ns;
+    sum.wait_ns += s->wait_ns;
+    sum.pcount += s->pcount;
+    any = true;
+  }
+  if (!any) return make_error(Errc::kNotFound, "process " + std::to_string(pid) + " is gone");
+  return sum;
+}
+
+Result<std::uint64_t> process_rss_bytes(std::uint32_t pid) {
+  auto text = read_text_file("/proc/" + std::to_string(pid) + "/statm");
+  if (!text) return text.error();
+  const std::string_view line = std::string_view(*text).substr(0, text->find('\n'));
+  auto f = fields(line);
+  std::uint64_t pages = 0;
+  if (f.size() < 2 || !to_u64(f[1], pages)) return make_error(Errc::kInvalidArgument, "statm: unparsable");
+  return pages * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace vmtide::collectors

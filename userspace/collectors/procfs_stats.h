@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: Apache-2.0
+// Host and per-process statistics read from /proc: pure parsers over the
+// files' text (tested on fixtures) plus thin readers. The BPF collectors
+// replace the per-thread polling on the hot path; these remain the ground
+// truth and the fallback.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vmtide/result.h"
+
+namespace vmtide::collectors {
+
+// The aggregate "cpu" line of /proc/stat, in USER_HZ ticks.
+struct CpuTimes {
+  std::uint64_t busy = 0;   // user+nice+system+irq+softirq (guest time is inside user/nice)
+  std::uint64_t idle = 0;   // idle+iowait
+  std::uint64_t steal = 0;  // time this host, itself a guest, waited for its hypervisor
+  unsigned cpus = 0;        // number of "cpuN" lines
+};
+[[nodiscard]] Result<CpuTimes> parse_proc_stat(std::string_view text);
+
+struct MemInfo {
+  std::uint64_t total_bytes = 0;
+  std::uint64_t available_bytes = 0;
+};
+[[nodiscard]] Result<MemInfo> parse_meminfo(std::string_view text);
+
+struct LoadAvg {
+  double load1 = 0, load5 = 0, load15 = 0;
+};
+[[nodiscard]] Result<LoadAvg> parse_loadavg(std::string_view text);
+
+// A PSI file (/proc/pressure/*, cgroup *.pressure): cumulative stall µs.
+struct Pressure {
+  std::uint64_t some_us = 0;
+  std::optional<std::uint64_t> full_us;  // /proc/pressure/cpu has "full" only since 5.13
+};
+[[nodiscard]] Result<Pressure> parse_pressure(std::string_view text);
+
+// /proc/<pid>/task/<tid>/schedstat: "run_ns wait_ns timeslices".
+struct SchedStat {
+  std::uint64_t run_ns = 0;    // se.sum_exec_runtime
+  std::uint64_t wait_ns = 0;   // sched_info.run_delay: runnable but waiting for a CPU (steal, for a vCPU)
+  std::uint64_t pcount = 0;
+};
+[[nodiscard]] Result<SchedStat> parse_schedstat(std::string_view text);
+
+// Reads a whole (small) file; an error if it cannot be opened.
+[[nodiscard]] Result<std::string> read_text_file(const std::string& path);
+
+// Sums schedstat over `tids` of process `pid` (all its threads if empty).
+// A thread that exited meanwhile is skipped; the process gone is kNotFound.
+[[nodiscard]] Result<SchedStat> process_schedstat(std::uint32_t pid, const std::vector<std::uint32_t>& tids = {});
+
+// Resident set size of a process, from /proc/<pid>/statm.
+[[nodiscard]] Result<std::uint64_t> process_rss_bytes(std::uint32_t pid);
+
+}  // namespace vmtide::collectors
