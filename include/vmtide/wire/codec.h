@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: Apache-2.0
+// Wire protocol v1 codec: topics, msgpack encoding, the strict decoder and
+// JSON rendering (docs/wire-protocol.md). The decoder never throws; the
+// others only throw std::bad_alloc, like any std::string function.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "vmtide/result.h"
+#include "vmtide/wire/messages.h"
+
+namespace vmtide::wire {
+
+// Bounds on what the decoder accepts from the network. msgpack's own defaults
+// are 2^32-1 each, i.e. a 5-byte header could make it allocate gigabytes.
+// Under these, msgpack-c's object tree takes at most ~24 bytes (one
+// msgpack::object) per input byte, plus max_array objects per nesting level
+// for headers whose elements never arrive.
+struct DecodeLimits {
+  std::size_t max_bytes = std::size_t{1} << 20;  // whole body; kWireTooLarge
+  std::size_t max_depth = 8;                     // nested containers; kWireTooDeep
+  std::size_t max_array = 4096;                  // elements; kWireOversize
+  std::size_t max_map = 256;                     // key/value pairs; kWireOversize
+  std::size_t max_str = 4096;                    // bytes; kWireOversize
+  std::size_t max_bin = 0;                       // v1 has no bin values
+  std::size_t max_ext = 0;                       // v1 has no ext values
+};
+
+// A parsed topic frame.
+struct Topic {
+  Kind kind = Kind::kVm;
+  std::string host;
+};
+
+// "vmtide.v1.<kind>.<host>".
+[[nodiscard]] std::string topic(const Message& m);
+
+// Splits a topic frame; kWireKind if it is not "vmtide.v1.<known kind>.<host>"
+// with a non-empty host.
+[[nodiscard]] Result<Topic> parse_topic(std::string_view topic);
+
+// The msgpack body: a map holding the envelope, the body's required keys and
+// only the optional keys that are present (an empty array or map is absent).
+[[nodiscard]] std::string encode(const Message& m);
+
+// Strict decoding of a body; errors are kWire* codes with the key path in the
+// context ("vm.dirty.curve[3]: expected [tau_ns, pages]").
+[[nodiscard]] Result<Message> decode(std::span<const std::uint8_t> body, const DecodeLimits& limits = {});
+
+// As above, and the topic must name the body's kind and host (kWireKind).
+[[nodiscard]] Result<Message> decode(std::string_view topic, std::span<const std::uint8_t> body,
+                                     const DecodeLimits& limits = {});
+
+// One line of JSON with the wire's key names, as `vmtide tap` prints it.
+// Strings that are not valid UTF-8 get U+FFFD for each bad byte; non-finite
+// floats (which the decoder never produces) render as null.
+[[nodiscard]] std::string to_json(const Message& m);
+
+// Views a std::string / zmq frame as the decoder's input.
+inline std::span<const std::uint8_t> as_bytes(std::string_view s) noexcept {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
+}  // namespace vmtide::wire
