@@ -58,8 +58,8 @@ class Child {
       close(c2p[0]);
       char b;
       while (read(p2c[0], &b, 1) == 1 && b != 'q') {
-        for (volatile long i = 0; i < spin_iters; i = i + 1) {
-        }
+        // The empty asm is a side effect the compiler must keep: the loop spins.
+        for (long i = 0; i < spin_iters; ++i) asm volatile("" ::: "memory");
         if (write(c2p[1], &b, 1) != 1) _exit(2);
       }
       _exit(0);

@@ -134,7 +134,9 @@ std::vector<QemuProcess> scan_qemu_processes(const std::string& proc_root,
     auto cl = parse_qemu_cmdline(cmdline);
     QemuProcess p;
     p.pid = pid;
-    if (cl) {
+    // Only a QEMU command line says how much RAM the guest has; for other
+    // processes named with --pid, leave it unknown (0).
+    if (cl && comm.rfind("qemu-system", 0) == 0) {
       p.name = cl->name;
       p.uuid = cl->uuid;
       p.ram_bytes = cl->ram_bytes;

@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: Apache-2.0
+// Sampler implementation (sampler.h).
+#include "sampler.h"
+
+#include <unistd.h>
+
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+namespace vmtide::agent {
+namespace {
+
+std::optional<collectors::Pressure> read_pressure(const std::string& path) {
+  auto text = collectors::read_text_file(path);
+  if (!text) return std::nullopt;  // kernel without PSI, or psi=0
+  auto p = collectors::parse_pressure(*text);
+  return p ? std::optional(*p) : std::nullopt;
+}
+
+std::uint64_t delta(std::uint64_t now, std::uint64_t before) { return now >= before ? now - before : 0; }
+
+}  // namespace
+
+Sampler::Sampler(SamplerOptions opts) : opts_(std::move(opts)), ticks_per_s_(sysconf(_SC_CLK_TCK)) {
+  if (!opts_.bpf) {
+    bpf_disabled_reason_ = "disabled by configuration";
+    return;
+  }
+  auto c = collectors::CtxswCounter::create();
+  if (c) {
+    ctxsw_ = std::move(c).value();
+  } else {
+    bpf_disabled_reason_ = c.error().message();
+  }
+}
+
+Sampler::~Sampler() = default;
+
+void Sampler::host_sample(std::uint64_t interval_ns, Tick& out) {
+  auto stat_text = collectors::read_text_file("/proc/stat");
+  auto cpu = stat_text ? collectors::parse_proc_stat(*stat_text) : Result<collectors::CpuTimes>(stat_text.error());
+  auto mem_text = collectors::read_text_file("/proc/meminfo");
+  auto mem = mem_text ? collectors::parse_meminfo(*mem_text) : Result<collectors::MemInfo>(mem_text.error());
+  auto load_text = collectors::read_text_file("/proc/loadavg");
+  auto load = load_text ? collectors::parse_loadavg(*load_text) : Result<collectors::LoadAvg>(load_text.error());
+  if (!cpu || !mem || !load) {
+    ++errors_;
+    spdlog::warn("host sample skipped: {}",
+                 !cpu ? cpu.error().message() : !mem ? mem.error().message() : load.error().message());
+    return;
+  }
+  HostState now{*cpu, read_pressure("/proc/pressure/cpu"), read_pressure("/proc/pressure/io"),
+                read_pressure("/proc/pressure/memory")};
+  if (host_ && interval_ns > 0) {
+    const std::uint64_t ns_per_tick = 1'000'000'000ULL / static_cast<std::uint64_t>(ticks_per_s_);
+    wire::HostSample h;
+    h.cpus = now.cpu.cpus;
+    h.cpu_busy_ns = delta(now.cpu.busy, host_->cpu.busy) * ns_per_tick;
+    h.mem_total_bytes = mem->total_bytes;
+    h.mem_avail_bytes = mem->available_bytes;
+    h.load1 = load->load1;
+    h.load5 = load->load5;
+    h.load15 = load->load15;
+    h.vms = static_cast<std::uint32_t>(vms_.size());
+    if (now.cpu.steal > 0) h.cpu_steal_ns = delta(now.cpu.steal, host_->cpu.steal) * ns_per_tick;
+    if (now.psi_cpu && host_->psi_cpu) {
+      wire::Psi psi;
+      psi.cpu_some_us = delta(now.psi_cpu->some_us, host_->psi_cpu->some_us);
+      if (now.psi_cpu->full_us && host_->psi_cpu->full_us)
+        psi.cpu_full_us = delta(*now.psi_cpu->full_us, *host_->psi_cpu->full_us);
+      if (now.psi_io && host_->psi_io) {
+        psi.io_some_us = delta(now.psi_io->some_us, host_->psi_io->some_us);
+        if (now.psi_io->full_us && host_->psi_io->full_us)
+          psi.io_full_us = delta(*now.psi_io->full_us, *host_->psi_io->full_us);
+      }
+      if (now.psi_mem && host_->psi_mem) {
+        psi.mem_some_us = delta(now.psi_mem->some_us, host_->psi_mem->some_us);
+        if (now.psi_mem->full_us && host_->psi_mem->full_us)
+          psi.mem_full_us = delta(*now.psi_mem->full_us, *host_->psi_mem->full_us);
+      }
+      h.psi = psi;
+    }
+    out.bodies.emplace_back(std::move(h));
+  }
+  host_ = now;
+}
+
+Tick Sampler::sample(std::uint64_t mono_ns) {
+  Tick out;
+  if (last_mono_ns_) out.interval_ns = delta(mono_ns, *last_mono_ns_);
+  last_mono_ns_ = mono_ns;
+
+  // Discovery: who is running now.
+  std::set<std::uint32_t> seen;
+  for (auto& proc : discovery::scan_qemu_processes("/proc", opts_.extra_pids)) {
+    seen.insert(proc.pid);
+    if (vms_.count(proc.pid) != 0) continue;
+    VmState st;
+    st.proc = std::move(proc);
+    if (ctxsw_) {
+      if (Status s = ctxsw_->track(st.proc.pid); !s) {
+        ++errors_;
+        spdlog::warn("ctxsw: {}", s.error().message());
+      }
+    }
+    wire::Event ev;
+    ev.type = "vm_started";
+    ev.vm = st.proc.id;
+    ev.detail = "discovered " + st.proc.name + " (pid " + std::to_string(st.proc.pid) + ", " +
+                std::to_string(st.proc.vcpu_tids.size()) + " vCPU threads)";
+    out.bodies.emplace_back(std::move(ev));
+    vms_.emplace(st.proc.pid, std::move(st));
+  }
+
+  for (auto it = vms_.begin(); it != vms_.end();) {
+    VmState& vm = it->second;
+    auto all = seen.count(it->first) ? collectors::process_schedstat(vm.proc.pid)
+                                     : Result<collectors::SchedStat>(make_error(Errc::kNotFound, "gone"));
+    // Without debug-threads the vCPU threads are not named: count all threads' wait as steal.
+    auto vcpu = all && !vm.proc.vcpu_tids.empty() ? collectors::process_schedstat(vm.proc.pid, vm.proc.vcpu_tids)
+                                                  : all;
+    if (!all || !vcpu) {
+      // Vanished mid-sample: drop it quietly, once, with an event.
+      if (ctxsw_ && ctxsw_->is_tracked(vm.proc.pid)) (void)ctxsw_->untrack(vm.proc.pid);
+      wire::Event ev;
+      ev.type = "vm_stopped";
+      ev.vm = vm.proc.id;
+      ev.detail = vm.proc.name + " (pid " + std::to_string(vm.proc.pid) + ") is gone";
+      out.bodies.emplace_back(std::move(ev));
+      it = vms_.erase(it);
+      continue;
+    }
+    std::optional<collectors::CtxswCounts> cs;
+    if (ctxsw_ && ctxsw_->is_tracked(vm.proc.pid)) {
+      if (auto r = ctxsw_->read(vm.proc.pid)) cs = *r;
+    }
+    if (vm.baselined && out.interval_ns > 0) {
+      wire::VmSample s;
+      s.id = vm.proc.id;
+      s.name = vm.proc.name;
+      s.pid = vm.proc.pid;
+      s.vcpus = static_cast<std::uint32_t>(vm.proc.vcpu_tids.size());
+      s.cpu_ns = delta(all->run_ns, vm.all_threads.run_ns);
+      s.steal_ns = delta(vcpu->wait_ns, vm.vcpu_threads.wait_ns);
+      s.ram_bytes = vm.proc.ram_bytes;
+      if (auto rss = collectors::process_rss_bytes(vm.proc.pid)) s.rss_bytes = *rss;
+      VmTickInfo info{vm.proc.name, vm.proc.pid, 100.0 * static_cast<double>(s.cpu_ns) / out.interval_ns,
+                      100.0 * static_cast<double>(s.steal_ns) / out.interval_ns, std::nullopt};
+      if (cs && vm.ctxsw) info.ctxsw = *cs - *vm.ctxsw;
+      out.vms.push_back(std::move(info));
+      out.bodies.emplace_back(std::move(s));
+    }
+    vm.all_threads = *all;
+    vm.vcpu_threads = *vcpu;
+    vm.ctxsw = cs;
+    vm.baselined = true;
+    ++it;
+  }
+
+  host_sample(out.interval_ns, out);
+  return out;
+}
+
+}  // namespace vmtide::agent

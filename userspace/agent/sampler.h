@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: Apache-2.0
+// Sampler: one tick of the agent. Discovers VMs, reads their counters and
+// the host's, and returns wire message bodies holding the deltas since the
+// previous tick. No sockets here: the publisher sends what it returns.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ctxsw.h"
+#include "procfs.h"
+#include "procfs_stats.h"
+#include "vmtide/wire/messages.h"
+
+namespace vmtide::agent {
+
+struct SamplerOptions {
+  std::vector<std::uint32_t> extra_pids;  // processes to treat as VMs besides qemu-system-*
+  bool bpf = true;                        // load the BPF collectors (needs CAP_BPF + CAP_PERFMON)
+};
+
+struct VmTickInfo {  // for the agent's log line
+  std::string name;
+  std::uint32_t pid = 0;
+  double cpu_pct = 0;
+  double steal_pct = 0;  // of the interval, summed over vCPUs
+  std::optional<collectors::CtxswCounts> ctxsw;
+};
+
+struct Tick {
+  std::uint64_t interval_ns = 0;  // 0 on the first tick (baselines only)
+  std::vector<wire::Message::Body> bodies;
+  std::vector<VmTickInfo> vms;
+};
+
+class Sampler {
+ public:
+  explicit Sampler(SamplerOptions opts);
+  ~Sampler();
+
+  // Reads everything at monotonic time `mono_ns`. VMs that appeared or
+  // vanished since the last tick yield "vm_started"/"vm_stopped" events.
+  Tick sample(std::uint64_t mono_ns);
+
+  // Why the BPF collectors are off, if they are.
+  const std::string& bpf_disabled_reason() const { return bpf_disabled_reason_; }
+  std::uint64_t errors() const { return errors_; }
+  std::size_t vm_count() const { return vms_.size(); }
+
+ private:
+  struct VmState {
+    discovery::QemuProcess proc;
+    collectors::SchedStat all_threads;
+    collectors::SchedStat vcpu_threads;
+    std::optional<collectors::CtxswCounts> ctxsw;
+    bool baselined = false;  // counters above hold a previous reading
+  };
+  struct HostState {
+    collectors::CpuTimes cpu;
+    std::optional<collectors::Pressure> psi_cpu, psi_io, psi_mem;
+  };
+
+  void host_sample(std::uint64_t interval_ns, Tick& out);
+
+  SamplerOptions opts_;
+  std::unique_ptr<collectors::CtxswCounter> ctxsw_;
+  std::string bpf_disabled_reason_;
+  std::map<std::uint32_t, VmState> vms_;  // by pid
+  std::optional<HostState> host_;
+  std::optional<std::uint64_t> last_mono_ns_;
+  std::uint64_t errors_ = 0;
+  long ticks_per_s_;
+};
+
+}  // namespace vmtide::agent

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: Apache-2.0
+// vmtide: the command-line tool for operators and subscribers. Subcommands
+// so far: tap (the stream as JSON lines).
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "tap.h"
+#include "vmtide/version.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"vmtide: watch and steer a vmtide cluster"};
+  app.set_version_flag("--version", std::string("vmtide ") + VMTIDE_VERSION + " (" + VMTIDE_GIT + ")");
+  app.require_subcommand(1);
+
+  vmtide::cli::TapOptions tap;
+  auto* t = app.add_subcommand("tap", "print the telemetry and decision stream as JSON lines");
+  t->add_option("-c,--connect", tap.endpoints, "publisher endpoint (repeatable), e.g. tcp://kvm1:7470")
+      ->required();
+  t->add_option("--kind", tap.kind, "only this kind: vm, host, hb, decision, event");
+  t->add_option("--host", tap.host, "only this publisher host (needs --kind)");
+  t->add_option("--vm", tap.vms, "only messages about this VM id or name (repeatable)");
+  t->add_option("-n,--count", tap.count, "exit after printing this many messages");
+  t->add_option("--timeout", tap.timeout_s, "exit with status 1 after this many seconds")
+      ->check(CLI::NonNegativeNumber);
+
+  CLI11_PARSE(app, argc, argv);
+  if (*t) return vmtide::cli::run_tap(tap);
+  return 0;
+}
