@@ -2,6 +2,7 @@
 // Loads bpf/ctxsw.bpf.c into the kernel, drives known activity in child
 // processes and checks the counts against the kernel's own per-task
 // counters (nvcsw/nivcsw, shown in /proc/<pid>/status).
+#include <dirent.h>
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <signal.h>
@@ -24,17 +25,25 @@ struct KernelCounts {
   std::uint64_t involuntary = 0;
 };
 
-// Ground truth: the kernel increments these in __schedule(), right where
-// sched_switch fires. The children are single-threaded, so the counts of
-// the thread are the counts of the process.
+// Ground truth: the kernel increments these per thread in __schedule(),
+// right where sched_switch fires; the BPF program counts per process, so
+// sum over every thread (a sanitizer runtime may add one to a child).
 KernelCounts kernel_counts(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   KernelCounts k;
-  std::string key;
-  while (in >> key) {
-    if (key == "voluntary_ctxt_switches:") in >> k.voluntary;
-    else if (key == "nonvoluntary_ctxt_switches:") in >> k.involuntary;
+  const std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(task_dir.c_str());
+  if (d == nullptr) return k;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream in(task_dir + "/" + e->d_name + "/status");
+    std::string key;
+    std::uint64_t v = 0;
+    while (in >> key) {
+      if (key == "voluntary_ctxt_switches:" && in >> v) k.voluntary += v;
+      else if (key == "nonvoluntary_ctxt_switches:" && in >> v) k.involuntary += v;
+    }
   }
+  closedir(d);
   return k;
 }
 
