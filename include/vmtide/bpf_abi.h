@@ -40,4 +40,28 @@ struct vmtide_ctxsw_counts {
 };
 VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_ctxsw_counts) == 24, "vmtide_ctxsw_counts layout");
 
+/* ---- dirty: write faults per process after a soft-dirty reset (bpf/dirty.bpf.c) ----
+ *
+ * The agent clears the soft-dirty bits of a VM process (/proc/<pid>/clear_refs
+ * = 4): each first write to a page afterwards is one write-protect fault. The
+ * program counts write faults of tracked processes into time buckets from the
+ * window's start, which gives the shape of D(tau), the distinct pages dirtied
+ * within tau. The exact count at the window's end comes from pagemap (it also
+ * corrects for huge pages, where one fault dirties 512 small pages).
+ *
+ * Map `dirty_tracked` (hash, tgid -> struct vmtide_dirty_window) names the
+ * processes and their window; map `dirty_counts` (per-CPU array, index
+ * slot * VMTIDE_DIRTY_BUCKETS + bucket) holds monotonic fault counts.
+ */
+#define VMTIDE_DIRTY_BUCKETS 32
+#define VMTIDE_DIRTY_MAX_TRACKED_DEFAULT 1024
+
+struct vmtide_dirty_window {
+	__u64 start_ns;  /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) at the reset; 0: no window open */
+	__u64 bucket_ns; /* width of one time bucket */
+	__u32 slot;      /* row in dirty_counts */
+	__u32 _pad;
+};
+VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_dirty_window) == 24, "vmtide_dirty_window layout");
+
 #endif /* VMTIDE_BPF_ABI_H */

@@ -16,3 +16,11 @@ TEST(BpfAbi, CtxswCountsLayout) {
   EXPECT_EQ(offsetof(vmtide_ctxsw_counts, in), 16u);
   EXPECT_EQ(VMTIDE_ABI_VERSION, 1);
 }
+
+TEST(BpfAbi, DirtyWindowLayout) {
+  static_assert(std::is_standard_layout_v<vmtide_dirty_window>);
+  EXPECT_EQ(sizeof(vmtide_dirty_window), 24u);
+  EXPECT_EQ(offsetof(vmtide_dirty_window, start_ns), 0u);
+  EXPECT_EQ(offsetof(vmtide_dirty_window, bucket_ns), 8u);
+  EXPECT_EQ(offsetof(vmtide_dirty_window, slot), 16u);
+}
