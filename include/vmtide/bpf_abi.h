@@ -64,4 +64,33 @@ struct vmtide_dirty_window {
 };
 VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_dirty_window) == 24, "vmtide_dirty_window layout");
 
+/* ---- io: block I/O per process (bpf/io.bpf.c) ----
+ *
+ * A request is attributed to the process that submitted its bio (block_getrq
+ * runs in the submitter's context; dispatch may happen later on kblockd). Map
+ * `io_tracked` (hash, tgid -> slot) names the processes; `io_bio_owner` and
+ * `io_inflight` (LRU hashes, so a lost completion cannot leak an entry) carry
+ * the slot from bio to request to completion; `io_counts` (per-CPU array
+ * indexed by slot) holds monotonic counters that userspace turns into deltas.
+ */
+#define VMTIDE_IO_HIST_SLOTS 32 /* log2 of the request latency in µs */
+#define VMTIDE_IO_MAX_TRACKED_DEFAULT 1024
+#define VMTIDE_IO_MAX_INFLIGHT 16384
+
+struct vmtide_io_counts {
+	__u64 rd_bytes;
+	__u64 wr_bytes;
+	__u64 rd_ops; /* requests completed */
+	__u64 wr_ops;
+	__u64 lat_hist[VMTIDE_IO_HIST_SLOTS]; /* completed requests by log2(issue-to-completion µs) */
+};
+VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_io_counts) == 32 + 8 * VMTIDE_IO_HIST_SLOTS, "vmtide_io_counts layout");
+
+struct vmtide_io_inflight {
+	__u64 issue_ns; /* bpf_ktime_get_ns() at block_rq_issue */
+	__u32 slot;
+	__u32 _pad;
+};
+VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_io_inflight) == 16, "vmtide_io_inflight layout");
+
 #endif /* VMTIDE_BPF_ABI_H */

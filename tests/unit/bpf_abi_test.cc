@@ -24,3 +24,13 @@ TEST(BpfAbi, DirtyWindowLayout) {
   EXPECT_EQ(offsetof(vmtide_dirty_window, bucket_ns), 8u);
   EXPECT_EQ(offsetof(vmtide_dirty_window, slot), 16u);
 }
+
+TEST(BpfAbi, IoLayout) {
+  static_assert(std::is_standard_layout_v<vmtide_io_counts>);
+  EXPECT_EQ(offsetof(vmtide_io_counts, rd_bytes), 0u);
+  EXPECT_EQ(offsetof(vmtide_io_counts, wr_ops), 24u);
+  EXPECT_EQ(offsetof(vmtide_io_counts, lat_hist), 32u);
+  EXPECT_EQ(sizeof(vmtide_io_counts), 32u + 8u * VMTIDE_IO_HIST_SLOTS);
+  EXPECT_EQ(sizeof(vmtide_io_inflight), 16u);
+  EXPECT_EQ(offsetof(vmtide_io_inflight, slot), 8u);
+}

@@ -50,6 +50,7 @@ fi
 {
     echo '#!/bin/sh'
     echo 'mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; mount -t tmpfs tmp /tmp'
+    echo 'for m in /lib/modules/*/kernel/drivers/block/loop.ko*; do [ -e "$m" ] && insmod "$m"; done'
     echo 'echo "vmtest: kernel $(uname -r)"'
     printf 'cd /test && %q' "$bin"
     for a in "$@"; do printf ' %q' "$a"; done
