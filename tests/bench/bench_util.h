@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: Apache-2.0
+// The benchmark convention (DESIGN.md "Benchmarks"): progress on stderr, and
+// as the last line on stdout one JSON object {"bench", "metrics", "env"}.
+#pragma once
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "vmtide/version.h"
+
+namespace vmtide::bench {
+
+inline double median(std::vector<double> v) {
+  if (v.empty()) return NAN;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+inline std::string json_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      o += buf;
+      continue;
+    }
+    o += c;
+  }
+  return o;
+}
+
+// Collects metrics (numbers) and notes (strings, e.g. why a metric is absent).
+class Report {
+ public:
+  explicit Report(std::string name) : name_(std::move(name)) {}
+  void metric(const std::string& key, double v) { metrics_[key] = v; }
+  void note(const std::string& key, const std::string& v) { notes_[key] = v; }
+
+  // Prints the JSON line on stdout.
+  void print() const {
+    utsname u{};
+    uname(&u);
+    std::string out = "{\"bench\":\"" + json_escape(name_) + "\",\"metrics\":{";
+    bool first = true;
+    for (const auto& [k, v] : metrics_) {
+      char num[64];
+      if (std::isfinite(v)) std::snprintf(num, sizeof num, "%.6g", v);
+      else std::snprintf(num, sizeof num, "null");
+      out += (first ? "\"" : ",\"") + json_escape(k) + "\":" + num;
+      first = false;
+    }
+    out += "},\"notes\":{";
+    first = true;
+    for (const auto& [k, v] : notes_) {
+      out += (first ? "\"" : ",\"") + json_escape(k) + "\":\"" + json_escape(v) + "\"";
+      first = false;
+    }
+    out += "},\"env\":{\"kernel\":\"" + json_escape(u.release) + "\",\"cpus\":" +
+           std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + ",\"git\":\"" + json_escape(VMTIDE_GIT) + "\"}}";
+    std::printf("%s\n", out.c_str());
+    std::fflush(stdout);
+  }
+
+ private:
+  std::string name_;
+  std::map<std::string, double> metrics_;
+  std::map<std::string, std::string> notes_;
+};
+
+template <typename... Args>
+void progress(const char* fmt, Args... args) {
+  std::fprintf(stderr, fmt, args...);
+  std::fputc('\n', stderr);
+}
+
+}  // namespace vmtide::bench
