@@ -33,10 +33,12 @@ cp "$busybox" "$root/bin/busybox"
 for app in sh mount mkdir cat echo poweroff insmod uname ls sync sleep dd losetup mkfs.ext2 rm; do
     ln -s busybox "$root/bin/$app"
 done
-# The test binary at the same path as on the host (tests may refer to it),
-# plus every shared library it needs, at their host paths.
-mkdir -p "$root$(dirname "$bin")"
-cp "$bin" "$root$bin"
+# The test binary under /vmtest (not its host path: that may lie under
+# /tmp, where the guest mounts a tmpfs), plus every shared library it
+# needs, at their host paths.
+mkdir -p "$root/vmtest"
+cp "$bin" "$root/vmtest/"
+guest_bin=/vmtest/$(basename "$bin")
 ldd "$bin" | awk '/=> \// {print $3} /^[ \t]*\// {print $1}' | while read -r lib; do
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
@@ -52,7 +54,7 @@ fi
     echo 'mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; mount -t tmpfs tmp /tmp'
     echo 'for m in /lib/modules/*/kernel/drivers/block/loop.ko*; do [ -e "$m" ] && insmod "$m"; done'
     echo 'echo "vmtest: kernel $(uname -r)"'
-    printf 'cd /test && %q' "$bin"
+    printf 'cd /test && %q' "$guest_bin"
     for a in "$@"; do printf ' %q' "$a"; done
     echo
     echo 'echo "VMTEST-EXIT=$?"'
