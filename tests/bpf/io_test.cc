@@ -35,19 +35,25 @@ class LoopDevice {
       error_ = std::string("/dev/loop-control: ") + std::strerror(errno);
       return;
     }
-    const int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+    // Another process (a parallel test) can bind the device we were told is
+    // free before we do: LOOP_SET_FD then fails with EBUSY; ask again.
+    for (int attempt = 0; attempt < 20 && !ok_; ++attempt) {
+      const int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+      if (n < 0) {
+        error_ = std::string("LOOP_CTL_GET_FREE: ") + std::strerror(errno);
+        break;
+      }
+      dev_ = "/dev/loop" + std::to_string(n);
+      if (loop_fd_ >= 0) close(loop_fd_);
+      loop_fd_ = open(dev_.c_str(), O_RDWR | O_CLOEXEC);
+      if (loop_fd_ >= 0 && ioctl(loop_fd_, LOOP_SET_FD, backing_fd_) == 0) {
+        ok_ = true;
+      } else {
+        error_ = dev_ + ": " + std::strerror(errno);
+        if (errno != EBUSY) break;
+      }
+    }
     close(ctl);
-    if (n < 0) {
-      error_ = std::string("LOOP_CTL_GET_FREE: ") + std::strerror(errno);
-      return;
-    }
-    dev_ = "/dev/loop" + std::to_string(n);
-    loop_fd_ = open(dev_.c_str(), O_RDWR | O_CLOEXEC);
-    if (loop_fd_ < 0 || ioctl(loop_fd_, LOOP_SET_FD, backing_fd_) != 0) {
-      error_ = dev_ + ": " + std::strerror(errno);
-      return;
-    }
-    ok_ = true;
   }
   ~LoopDevice() {
     if (loop_fd_ >= 0) {

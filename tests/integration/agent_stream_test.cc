@@ -112,8 +112,9 @@ TEST(AgentStream, SamplesAreCompleteOrderedAndPhysical) {
   std::vector<std::string> args = {VMTIDE_BINARY_DIR "/bin/vmtide-agent", "--endpoint", "tcp://127.0.0.1:*",
                                    "--pid", std::to_string(vm), "--ticks", std::to_string(kTicks),
                                    "--interval", std::to_string(kInterval), "--wait-subscriber", "20"};
-  if (Status st = bpf::preflight(); !st) {
-    std::printf("note: running the agent without BPF: %s\n", st.error().message().c_str());
+  const bool bpf = static_cast<bool>(bpf::preflight());
+  if (!bpf) {
+    std::printf("note: running the agent without BPF: %s\n", bpf::preflight().error().message().c_str());
     args.push_back("--no-bpf");
   }
   Agent agent(args);
@@ -192,6 +193,11 @@ TEST(AgentStream, SamplesAreCompleteOrderedAndPhysical) {
       EXPECT_LT(busy, 1.15 * iv);
       EXPECT_GT(static_cast<double>(s->steal_ns), 0.2 * iv) << "sharing a CPU with a spinner means waiting";
       EXPECT_GT(s->rss_bytes, 0u);
+      // With BPF, every sample carries the I/O block (a spinner does none).
+      if (bpf) {
+        ASSERT_TRUE(s->io.has_value());
+        EXPECT_EQ(s->io->wr_bytes, 0u);
+      }
     }
   }
   EXPECT_EQ(started, 1);

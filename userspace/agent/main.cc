@@ -77,6 +77,9 @@ int main(int argc, char** argv) {
   if (!sampler.bpf_disabled_reason().empty()) {
     spdlog::warn("BPF collectors off: {}", sampler.bpf_disabled_reason());
   }
+  if (!sampler.dirty_disabled_reason().empty()) {
+    spdlog::warn("dirty-page curve off: {}", sampler.dirty_disabled_reason());
+  }
   spdlog::info("vmtide-agent {} publishing on {} every {:.3g} s (epoch {})", VMTIDE_VERSION, (*pub)->endpoint(),
                interval_s, (*pub)->epoch());
 
@@ -94,6 +97,8 @@ int main(int argc, char** argv) {
     ev.type = "agent_started";
     ev.detail = std::string("vmtide-agent ") + VMTIDE_VERSION;
     ev.fields["bpf"] = sampler.bpf_disabled_reason().empty() ? "on" : "off: " + sampler.bpf_disabled_reason();
+    ev.fields["dirty"] =
+        sampler.dirty_disabled_reason().empty() ? "softdirty" : "off: " + sampler.dirty_disabled_reason();
     (*pub)->publish(std::move(ev), 0);
   }
 

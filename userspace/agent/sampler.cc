@@ -30,10 +30,31 @@ Sampler::Sampler(SamplerOptions opts) : opts_(std::move(opts)), ticks_per_s_(sys
   auto c = collectors::CtxswCounter::create();
   if (c) {
     ctxsw_ = std::move(c).value();
+    auto io = collectors::IoCollector::create();
+    if (io) io_ = std::move(io).value();
+    else bpf_disabled_reason_ = io.error().message();
   } else {
     bpf_disabled_reason_ = c.error().message();
   }
+  if (!opts_.dirty) {
+    dirty_disabled_reason_ = "disabled by configuration";
+  } else {
+    auto d = collectors::DirtyCollector::create(
+        {.window_ns = opts_.dirty_window_ns, .period_ns = opts_.dirty_period_ns, .bpf = opts_.bpf});
+    if (d) dirty_ = std::move(d).value();
+    else dirty_disabled_reason_ = d.error().message();
+  }
 }
+
+namespace {
+
+// Log2 histograms travel without their empty tail.
+std::vector<std::uint64_t> trim(std::vector<std::uint64_t> h) {
+  while (!h.empty() && h.back() == 0) h.pop_back();
+  return h;
+}
+
+}  // namespace
 
 Sampler::~Sampler() = default;
 
@@ -98,12 +119,14 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
     if (vms_.count(proc.pid) != 0) continue;
     VmState st;
     st.proc = std::move(proc);
-    if (ctxsw_) {
-      if (Status s = ctxsw_->track(st.proc.pid); !s) {
-        ++errors_;
-        spdlog::warn("ctxsw: {}", s.error().message());
-      }
-    }
+    auto warn = [&](const char* what, const Status& s) {
+      if (s) return;
+      ++errors_;
+      spdlog::warn("{}: {}", what, s.error().message());
+    };
+    if (ctxsw_) warn("ctxsw", ctxsw_->track(st.proc.pid));
+    if (io_) warn("io", io_->track(st.proc.id, st.proc.pid));
+    if (dirty_) warn("dirty", dirty_->track(st.proc.id, st.proc.pid));
     wire::Event ev;
     ev.type = "vm_started";
     ev.vm = st.proc.id;
@@ -111,6 +134,24 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
                 std::to_string(st.proc.vcpu_tids.size()) + " vCPU threads)";
     out.bodies.emplace_back(std::move(ev));
     vms_.emplace(st.proc.pid, std::move(st));
+  }
+
+  // Collectors' per-VM readings for this tick, by VM id.
+  std::map<std::string, collectors::IoDelta> io;
+  if (io_) {
+    if (auto r = io_->read()) {
+      io = std::move(*r);
+    } else {
+      ++errors_;
+      spdlog::warn("io: {}", r.error().message());
+    }
+  }
+  std::map<std::string, collectors::DirtyWindow> windows;
+  if (dirty_) {
+    for (auto& [id, w] : dirty_->poll(mono_ns)) {
+      if (w) windows.emplace(id, std::move(*w));
+      else if (w.error().code != Errc::kNotFound) spdlog::warn("dirty {}: {}", id, w.error().message());
+    }
   }
 
   for (auto it = vms_.begin(); it != vms_.end();) {
@@ -123,6 +164,8 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
     if (!all || !vcpu) {
       // Vanished mid-sample: drop it quietly, once, with an event.
       if (ctxsw_ && ctxsw_->is_tracked(vm.proc.pid)) (void)ctxsw_->untrack(vm.proc.pid);
+      if (io_) (void)io_->untrack(vm.proc.id);
+      if (dirty_) (void)dirty_->untrack(vm.proc.id);  // kNotFound if poll() already dropped it
       wire::Event ev;
       ev.type = "vm_stopped";
       ev.vm = vm.proc.id;
@@ -145,6 +188,37 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
       s.steal_ns = delta(vcpu->wait_ns, vm.vcpu_threads.wait_ns);
       s.ram_bytes = vm.proc.ram_bytes;
       if (auto rss = collectors::process_rss_bytes(vm.proc.pid)) s.rss_bytes = *rss;
+      if (auto d = io.find(vm.proc.id); d != io.end()) {
+        wire::Io w;
+        w.rd_bytes = d->second.rd_bytes;
+        w.wr_bytes = d->second.wr_bytes;
+        w.rd_ops = d->second.rd_ops;
+        w.wr_ops = d->second.wr_ops;
+        w.lat_hist = trim(d->second.lat_hist);
+        // dstate_ns stays 0 until the steal collector's sched_switch
+        // program measures uninterruptible sleep.
+        s.io = std::move(w);
+        if (d->second.io_some_us || d->second.cpu_some_us) {
+          wire::Psi p;
+          p.io_some_us = d->second.io_some_us;
+          p.io_full_us = d->second.io_full_us;
+          p.cpu_some_us = d->second.cpu_some_us;
+          p.cpu_full_us = d->second.cpu_full_us;
+          s.psi = p;
+        }
+      }
+      if (auto w = windows.find(vm.proc.id); w != windows.end()) {
+        wire::Dirty d;
+        d.src = wire::DirtySource::kSoftDirty;
+        d.window_ns = w->second.window_ns;
+        d.pages = w->second.pages;
+        d.page_bytes = w->second.page_bytes;
+        for (const auto& pt : w->second.curve) {
+          if (d.curve.size() == wire::kMaxDirtyCurve) break;
+          d.curve.push_back({pt.tau_ns, pt.pages});
+        }
+        s.dirty = std::move(d);
+      }
       VmTickInfo info{vm.proc.name, vm.proc.pid, 100.0 * static_cast<double>(s.cpu_ns) / out.interval_ns,
                       100.0 * static_cast<double>(s.steal_ns) / out.interval_ns, std::nullopt};
       if (cs && vm.ctxsw) info.ctxsw = *cs - *vm.ctxsw;

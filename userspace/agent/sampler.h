@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "ctxsw.h"
+#include "dirty.h"
+#include "io.h"
 #include "procfs.h"
 #include "procfs_stats.h"
 #include "vmtide/wire/messages.h"
@@ -21,6 +23,9 @@ namespace vmtide::agent {
 struct SamplerOptions {
   std::vector<std::uint32_t> extra_pids;  // processes to treat as VMs besides qemu-system-*
   bool bpf = true;                        // load the BPF collectors (needs CAP_BPF + CAP_PERFMON)
+  bool dirty = true;                      // soft-dirty windows (needs CONFIG_MEM_SOFT_DIRTY)
+  std::uint64_t dirty_window_ns = 2'000'000'000;
+  std::uint64_t dirty_period_ns = 30'000'000'000;
 };
 
 struct VmTickInfo {  // for the agent's log line
@@ -48,6 +53,8 @@ class Sampler {
 
   // Why the BPF collectors are off, if they are.
   const std::string& bpf_disabled_reason() const { return bpf_disabled_reason_; }
+  // Why there is no soft-dirty dirty-page curve, if there is none.
+  const std::string& dirty_disabled_reason() const { return dirty_disabled_reason_; }
   std::uint64_t errors() const { return errors_; }
   std::size_t vm_count() const { return vms_.size(); }
 
@@ -68,7 +75,10 @@ class Sampler {
 
   SamplerOptions opts_;
   std::unique_ptr<collectors::CtxswCounter> ctxsw_;
+  std::unique_ptr<collectors::IoCollector> io_;
+  std::unique_ptr<collectors::DirtyCollector> dirty_;
   std::string bpf_disabled_reason_;
+  std::string dirty_disabled_reason_;
   std::map<std::uint32_t, VmState> vms_;  // by pid
   std::optional<HostState> host_;
   std::optional<std::uint64_t> last_mono_ns_;
