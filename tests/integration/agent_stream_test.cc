@@ -110,7 +110,7 @@ TEST(AgentStream, SamplesAreCompleteOrderedAndPhysical) {
   bool vm_killed = false;
 
   std::vector<std::string> args = {VMTIDE_BINARY_DIR "/bin/vmtide-agent", "--endpoint", "tcp://127.0.0.1:*",
-                                   "--pid", std::to_string(vm), "--ticks", std::to_string(kTicks),
+                                   "--discovery", "procfs", "--pid", std::to_string(vm), "--ticks", std::to_string(kTicks),
                                    "--interval", std::to_string(kInterval), "--wait-subscriber", "20"};
   const bool bpf = static_cast<bool>(bpf::preflight());
   if (!bpf) {

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // vmtide-agent: samples the VMs on this host every tick and publishes the
-// samples over ZeroMQ (docs/wire-protocol.md). This first version discovers
-// QEMU processes through /proc and counts their context switches with BPF;
-// libvirt discovery, the steal/dirty/I/O collectors, Prometheus and the
-// config file arrive with the agent issue.
+// samples over ZeroMQ (docs/wire-protocol.md). VMs come from libvirt (with
+// lifecycle events) or /proc; the BPF collectors count context switches,
+// block I/O and soft-dirty windows. Prometheus, the config file and the BPF
+// steal collector arrive with later work.
 #include <signal.h>
 
 #include <algorithm>
@@ -45,7 +45,13 @@ int main(int argc, char** argv) {
       CLI::Range(0.05, 3600.0));
   app.add_option("--ticks", ticks, "stop after this many samples (0: run until SIGINT/SIGTERM)")
       ->capture_default_str();
-  app.add_option("--pid", samp_opts.extra_pids, "also treat this process as a VM (repeatable)");
+  std::vector<std::uint32_t> extra_pids;
+  std::string discovery_mode = "auto";
+  std::string libvirt_uri = "qemu:///system";
+  app.add_option("--discovery", discovery_mode, "where VMs come from: auto (libvirt if it answers, else /proc), libvirt, procfs")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "libvirt", "procfs"}));
+  app.add_option("--libvirt-uri", libvirt_uri, "libvirt connection for discovery")->capture_default_str();
+  app.add_option("--pid", extra_pids, "also treat this process as a VM (procfs discovery; repeatable)");
   app.add_flag("--no-bpf", no_bpf, "do not load the BPF programs");
   double wait_subscriber_s = 0;
   app.add_option("--wait-subscriber", wait_subscriber_s,
@@ -73,7 +79,24 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "vmtide-agent: %s\n", pub.error().message().c_str());
     return 1;
   }
-  agent::Sampler sampler(samp_opts);
+  std::unique_ptr<discovery::VmSource> source;
+  if (discovery_mode != "procfs") {
+    auto lv = discovery::LibvirtSource::open(libvirt_uri);
+    if (lv) {
+      source = std::move(lv).value();
+    } else if (discovery_mode == "libvirt") {
+      std::fprintf(stderr, "vmtide-agent: %s\n", lv.error().message().c_str());
+      return 1;
+    } else {
+      spdlog::info("libvirt not reachable ({}); discovering VMs through /proc", lv.error().message());
+    }
+  }
+  if (!source) source = std::make_unique<discovery::ProcfsSource>(extra_pids);
+  if (!extra_pids.empty() && std::string_view(source->name()) != "procfs") {
+    spdlog::warn("--pid applies to procfs discovery only; ignored with libvirt");
+  }
+  spdlog::info("discovery: {}", source->name());
+  agent::Sampler sampler(samp_opts, std::move(source));
   if (!sampler.bpf_disabled_reason().empty()) {
     spdlog::warn("BPF collectors off: {}", sampler.bpf_disabled_reason());
   }

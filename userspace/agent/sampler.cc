@@ -22,7 +22,8 @@ std::uint64_t delta(std::uint64_t now, std::uint64_t before) { return now >= bef
 
 }  // namespace
 
-Sampler::Sampler(SamplerOptions opts) : opts_(std::move(opts)), ticks_per_s_(sysconf(_SC_CLK_TCK)) {
+Sampler::Sampler(SamplerOptions opts, std::unique_ptr<discovery::VmSource> source)
+    : opts_(std::move(opts)), source_(std::move(source)), ticks_per_s_(sysconf(_SC_CLK_TCK)) {
   if (!opts_.bpf) {
     bpf_disabled_reason_ = "disabled by configuration";
     return;
@@ -112,9 +113,28 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
   if (last_mono_ns_) out.interval_ns = delta(mono_ns, *last_mono_ns_);
   last_mono_ns_ = mono_ns;
 
-  // Discovery: who is running now.
+  // Discovery: who is running now. If the source fails (libvirtd
+  // restarting), keep the VMs we know: their /proc reads still tell.
+  auto found = source_->scan();
+  if (!found) {
+    ++errors_;
+    spdlog::warn("discovery ({}): {}", source_->name(), found.error().message());
+  }
+  for (const auto& ev : source_->drain_events()) {
+    // Starts and stops are published from the scan below, once each.
+    if (ev.kind == discovery::Lifecycle::kStarted || ev.kind == discovery::Lifecycle::kStopped) continue;
+    wire::Event e;
+    e.type = discovery::lifecycle_name(ev.kind);
+    e.vm = ev.uuid;
+    e.detail = ev.name + ": libvirt event " + std::to_string(ev.libvirt_event) + ", detail " +
+               std::to_string(ev.libvirt_detail);
+    out.bodies.emplace_back(std::move(e));
+  }
   std::set<std::uint32_t> seen;
-  for (auto& proc : discovery::scan_qemu_processes("/proc", opts_.extra_pids)) {
+  if (!found) {
+    for (const auto& [pid, vm] : vms_) seen.insert(pid);
+  }
+  for (auto& proc : found ? std::move(*found) : std::vector<discovery::QemuProcess>{}) {
     seen.insert(proc.pid);
     if (vms_.count(proc.pid) != 0) continue;
     VmState st;

@@ -14,6 +14,7 @@
 #include "ctxsw.h"
 #include "dirty.h"
 #include "io.h"
+#include "libvirt.h"
 #include "procfs.h"
 #include "procfs_stats.h"
 #include "vmtide/wire/messages.h"
@@ -21,7 +22,6 @@
 namespace vmtide::agent {
 
 struct SamplerOptions {
-  std::vector<std::uint32_t> extra_pids;  // processes to treat as VMs besides qemu-system-*
   bool bpf = true;                        // load the BPF collectors (needs CAP_BPF + CAP_PERFMON)
   bool dirty = true;                      // soft-dirty windows (needs CONFIG_MEM_SOFT_DIRTY)
   std::uint64_t dirty_window_ns = 2'000'000'000;
@@ -44,7 +44,8 @@ struct Tick {
 
 class Sampler {
  public:
-  explicit Sampler(SamplerOptions opts);
+  // `source` says which VMs run here (libvirt or /proc).
+  Sampler(SamplerOptions opts, std::unique_ptr<discovery::VmSource> source);
   ~Sampler();
 
   // Reads everything at monotonic time `mono_ns`. VMs that appeared or
@@ -74,6 +75,7 @@ class Sampler {
   void host_sample(std::uint64_t interval_ns, Tick& out);
 
   SamplerOptions opts_;
+  std::unique_ptr<discovery::VmSource> source_;
   std::unique_ptr<collectors::CtxswCounter> ctxsw_;
   std::unique_ptr<collectors::IoCollector> io_;
   std::unique_ptr<collectors::DirtyCollector> dirty_;
