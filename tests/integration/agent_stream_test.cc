@@ -4,7 +4,10 @@
 // scheduler, and a VM that vanishes mid-run is reported once while the
 // agent keeps going.
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +16,7 @@
 #include <cstdio>
 #include <optional>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -95,6 +99,38 @@ struct Agent {
   }
 };
 
+// GET http://127.0.0.1:port/metrics (HTTP/1.0: the server closes when done).
+std::string scrape(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string body;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    const std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+      char buf[65536];
+      ssize_t n;
+      while ((n = read(fd, buf, sizeof buf)) > 0) body.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  close(fd);
+  return body;
+}
+
+// The value of the first series of `metric` whose labels contain `label`.
+std::optional<double> metric_value(const std::string& text, const std::string& metric, const std::string& label) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(metric + "{", 0) == 0 && line.find(label) != std::string::npos) {
+      return std::stod(line.substr(line.rfind(' ') + 1));
+    }
+  }
+  return std::nullopt;
+}
+
 TEST(AgentStream, SamplesAreCompleteOrderedAndPhysical) {
   constexpr int kTicks = 8;
   constexpr double kInterval = 0.5;
@@ -111,7 +147,8 @@ TEST(AgentStream, SamplesAreCompleteOrderedAndPhysical) {
 
   std::vector<std::string> args = {VMTIDE_BINARY_DIR "/bin/vmtide-agent", "--endpoint", "tcp://127.0.0.1:*",
                                    "--discovery", "procfs", "--pid", std::to_string(vm), "--ticks", std::to_string(kTicks),
-                                   "--interval", std::to_string(kInterval), "--wait-subscriber", "20"};
+                                   "--interval", std::to_string(kInterval), "--wait-subscriber", "20",
+                                   "--metrics", "127.0.0.1:0"};
   const bool bpf = static_cast<bool>(bpf::preflight());
   if (!bpf) {
     std::printf("note: running the agent without BPF: %s\n", bpf::preflight().error().message().c_str());
@@ -120,6 +157,14 @@ TEST(AgentStream, SamplesAreCompleteOrderedAndPhysical) {
   Agent agent(args);
   auto ep = agent.endpoint();
   ASSERT_TRUE(ep) << "agent never reported its endpoint; log:\n" << agent.log;
+  std::smatch pm;
+  ASSERT_TRUE(std::regex_search(agent.log, pm, std::regex("metrics on http://127.0.0.1:([0-9]+)/metrics")))
+      << agent.log;
+  const int metrics_port = std::stoi(pm[1].str());
+  const std::string vm_label = "vm_id=\"proc:" + std::to_string(vm) + "\"";
+  double streamed_steal_s = 0;
+  std::optional<double> scraped_steal_s;
+  bool removal_checked = false;
 
   zmq::context_t ctx;
   zmq::socket_t sub(ctx, zmq::socket_type::sub);
@@ -147,10 +192,20 @@ TEST(AgentStream, SamplesAreCompleteOrderedAndPhysical) {
     ASSERT_TRUE(m->has_value());
     got.push_back(**m);
     const auto* s = std::get_if<wire::VmSample>(&got.back().body);
-    // After three samples the VM vanishes: the agent must report it once.
+    if (s && s->pid == static_cast<std::uint32_t>(vm)) streamed_steal_s += static_cast<double>(s->steal_ns) / 1e9;
+    // After three samples, /metrics shows what the stream said (the agent
+    // updates the exporter as it publishes); then the VM vanishes and the
+    // agent must report it once.
     if (s && s->pid == static_cast<std::uint32_t>(vm) && ++vm_samples == 3) {
+      scraped_steal_s = metric_value(scrape(metrics_port), "vmtide_vm_steal_seconds_total", vm_label);
       kill_and_reap(vm);
       vm_killed = true;
+    }
+    if (vm_killed && std::holds_alternative<wire::Heartbeat>(got.back().body) &&
+        std::get<wire::Heartbeat>(got.back().body).vms == 0) {
+      EXPECT_FALSE(metric_value(scrape(metrics_port), "vmtide_vm_steal_seconds_total", vm_label))
+          << "series of a vanished VM stay in /metrics";
+      removal_checked = true;
     }
   }
   if (!vm_killed) kill_and_reap(vm);
@@ -200,6 +255,9 @@ TEST(AgentStream, SamplesAreCompleteOrderedAndPhysical) {
       }
     }
   }
+  ASSERT_TRUE(scraped_steal_s) << "no steal series for the VM in /metrics";
+  EXPECT_TRUE(removal_checked) << "no heartbeat after the VM vanished";
+  EXPECT_NEAR(*scraped_steal_s, streamed_steal_s, 1e-6) << "/metrics and the stream disagree";
   EXPECT_EQ(started, 1);
   EXPECT_EQ(stopped, 1) << "the vanished VM must be reported exactly once";
   EXPECT_EQ(samples, 3);

@@ -5,6 +5,7 @@
 // block I/O and soft-dirty windows. Prometheus, the config file and the BPF
 // steal collector arrive with later work.
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -18,6 +19,7 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include "exporter.h"
 #include "publisher.h"
 #include "sampler.h"
 #include "vmtide/version.h"
@@ -57,6 +59,9 @@ int main(int argc, char** argv) {
   app.add_option("--wait-subscriber", wait_subscriber_s,
                  "before the first message, wait up to this many seconds for a subscriber to join")
       ->check(CLI::Range(0.0, 3600.0));
+  std::string metrics_bind = "0.0.0.0:9470";
+  app.add_option("--metrics", metrics_bind, "serve Prometheus /metrics on ADDRESS:PORT ('off' to disable)")
+      ->capture_default_str();
   app.add_option("--sndhwm", pub_opts.sndhwm, "messages queued per subscriber before it loses some")
       ->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
@@ -103,6 +108,23 @@ int main(int argc, char** argv) {
   if (!sampler.dirty_disabled_reason().empty()) {
     spdlog::warn("dirty-page curve off: {}", sampler.dirty_disabled_reason());
   }
+  std::unique_ptr<metrics::MetricsExporter> exporter;
+  if (metrics_bind != "off") {
+    char hostname[256] = {};
+    gethostname(hostname, sizeof hostname - 1);
+    auto ex = metrics::MetricsExporter::create(
+        metrics_bind, hostname,
+        {{"version", VMTIDE_VERSION},
+         {"bpf", sampler.bpf_disabled_reason().empty() ? "on" : "off"},
+         {"dirty_source", sampler.dirty_disabled_reason().empty() ? "softdirty" : "none"}});
+    if (!ex) {
+      std::fprintf(stderr, "vmtide-agent: %s\n", ex.error().message().c_str());
+      return 1;
+    }
+    exporter = std::move(ex).value();
+    spdlog::info("metrics on http://{}:{}/metrics", metrics_bind.substr(0, metrics_bind.rfind(':')),
+                 exporter->port());
+  }
   spdlog::info("vmtide-agent {} publishing on {} every {:.3g} s (epoch {})", VMTIDE_VERSION, (*pub)->endpoint(),
                interval_s, (*pub)->epoch());
 
@@ -129,14 +151,23 @@ int main(int argc, char** argv) {
   std::uint64_t next = agent::mono_now_ns();
   std::uint64_t done = 0;
   while (!g_stop.load()) {
-    const agent::Tick tick = sampler.sample(agent::mono_now_ns());
-    for (const auto& body : tick.bodies) (*pub)->publish(body, tick.interval_ns);
+    const std::uint64_t t0 = agent::mono_now_ns();
+    const agent::Tick tick = sampler.sample(t0);
+    const double tick_seconds = static_cast<double>(agent::mono_now_ns() - t0) / 1e9;
+    for (const auto& body : tick.bodies) {
+      (*pub)->publish(body, tick.interval_ns);
+      if (exporter) exporter->observe(body, tick.interval_ns);
+    }
     wire::Heartbeat hb;
     hb.vms = static_cast<std::uint32_t>(sampler.vm_count());
     hb.uptime_ns = (*pub)->uptime_ns();
     hb.dropped = (*pub)->dropped();
     hb.errors = sampler.errors() + (*pub)->errors();
     (*pub)->publish(hb, 0);
+    if (exporter) {
+      exporter->set_health({.ticks = done + 1, .last_tick_seconds = tick_seconds, .published = (*pub)->published(),
+                            .dropped = (*pub)->dropped(), .errors = hb.errors, .tracked_vms = hb.vms});
+    }
     for (const auto& vm : tick.vms) {
       if (vm.ctxsw) {
         spdlog::info("{} (pid {}): cpu {:.1f}% steal {:.1f}% ctxsw out {} ({} voluntary, {} preempted)", vm.name,
