@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // vmtide: the command-line tool for operators and subscribers. Subcommands
-// so far: tap (the stream as JSON lines).
+// so far: tap (the stream as JSON lines), top (a live table of VMs).
 #include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "tap.h"
+#include "top.h"
 #include "vmtide/version.h"
 
 int main(int argc, char** argv) {
@@ -24,7 +25,17 @@ int main(int argc, char** argv) {
   t->add_option("--timeout", tap.timeout_s, "exit with status 1 after this many seconds")
       ->check(CLI::NonNegativeNumber);
 
+  vmtide::cli::TopOptions top;
+  auto* tp = app.add_subcommand("top", "live table of every VM across the agents: CPU, steal, dirty rate, I/O");
+  tp->add_option("-c,--connect", top.endpoints, "agent endpoint (repeatable), e.g. tcp://kvm1:7470")->required();
+  tp->add_option("--sort", top.sort, "cpu, steal, dirty, io or name (keys c s d i n while running)")
+      ->capture_default_str();
+  tp->add_option("--refresh", top.refresh_s, "seconds between redraws")->capture_default_str()->check(
+      CLI::Range(0.1, 60.0));
+  tp->add_option("-n,--frames", top.frames, "exit after this many frames");
+
   CLI11_PARSE(app, argc, argv);
   if (*t) return vmtide::cli::run_tap(tap);
+  if (*tp) return vmtide::cli::run_top(top);
   return 0;
 }

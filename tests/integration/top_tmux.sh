@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# `vmtide top` in a real terminal: tmux runs it against a live agent that
+# tracks a spinning process; the pane must show that process's row, a key
+# must change the sort, and q must quit. Exit 77 (skipped) without tmux.
+#   usage: top_tmux.sh BUILD_DIR
+set -euo pipefail
+build=$1
+command -v tmux >/dev/null || { echo "SKIPPED: tmux not installed (scripts/deps installs it)"; exit 77; }
+work=$(mktemp -d /tmp/vmtide-top.XXXXXX)
+session=vmtide-top-$$
+pids=()
+cleanup() {
+    tmux kill-session -t "$session" 2>/dev/null || true
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+sh -c 'while :; do :; done' &
+spinner=$!
+pids+=("$spinner")
+"$build/bin/vmtide-agent" --endpoint 'tcp://127.0.0.1:*' --metrics off --discovery procfs --pid "$spinner" \
+    --interval 0.5 --no-bpf 2>"$work/agent.log" &
+pids+=($!)
+
+# The agent logs its bound endpoint: wait for that line (bounded).
+ep=""
+for _ in $(seq 1 100); do
+    ep=$(grep -oE 'publishing on tcp://127\.0\.0\.1:[0-9]+' "$work/agent.log" | head -n1 | sed 's/publishing on //' || true)
+    [[ -n $ep ]] && break
+    sleep 0.1
+done
+[[ -n $ep ]] || { echo "FAIL: agent did not start"; cat "$work/agent.log"; exit 1; }
+
+tmux new-session -d -s "$session" -x 160 -y 30 "$build/bin/vmtide top --connect $ep --refresh 0.5"
+# Poll the screen (what a person would look at) until the row appears.
+want="pid$spinner"
+screen=""
+for _ in $(seq 1 100); do
+    screen=$(tmux capture-pane -p -t "$session" || true)
+    grep -q "$want" <<<"$screen" && break
+    sleep 0.1
+done
+grep -q "$want" <<<"$screen" || { echo "FAIL: no row for $want; the screen was:"; echo "$screen"; exit 1; }
+grep -q "sorted by steal" <<<"$screen" || { echo "FAIL: header missing:"; echo "$screen"; exit 1; }
+row=$(grep "$want" <<<"$screen")
+cpu=$(awk '{print $3}' <<<"$row")
+awk -v c="$cpu" 'BEGIN { exit !(c > 50) }' || { echo "FAIL: a spinner should show > 50% CPU: $row"; exit 1; }
+
+tmux send-keys -t "$session" c
+for _ in $(seq 1 50); do
+    screen=$(tmux capture-pane -p -t "$session" || true)
+    grep -q "sorted by cpu" <<<"$screen" && break
+    sleep 0.1
+done
+grep -q "sorted by cpu" <<<"$screen" || { echo "FAIL: 'c' did not sort by CPU:"; echo "$screen"; exit 1; }
+
+tmux send-keys -t "$session" q
+for _ in $(seq 1 50); do
+    tmux has-session -t "$session" 2>/dev/null || break
+    sleep 0.1
+done
+if tmux has-session -t "$session" 2>/dev/null; then echo "FAIL: q did not quit"; exit 1; fi
+echo "ok: $row"
