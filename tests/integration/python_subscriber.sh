@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Runs examples/subscriber.py against a live agent tracking a spinning
+# process: the example must print that process's samples and lose nothing.
+# Exit 77 (skipped) if Debian's python3 lacks zmq or msgpack.
+#   usage: python_subscriber.sh BUILD_DIR SOURCE_DIR
+set -euo pipefail
+build=$1
+src=$2
+py=/usr/bin/python3
+"$py" -c 'import zmq, msgpack' 2>/dev/null || { echo "SKIPPED: $py lacks zmq or msgpack (python3-zmq, python3-msgpack)"; exit 77; }
+work=$(mktemp -d /tmp/vmtide-pysub.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+sh -c 'while :; do :; done' &
+spinner=$!
+pids+=("$spinner")
+"$build/bin/vmtide-agent" --endpoint 'tcp://127.0.0.1:*' --metrics off --discovery procfs --pid "$spinner" \
+    --interval 0.5 --no-bpf --wait-subscriber 30 2>"$work/agent.log" &
+pids+=($!)
+ep=""
+for _ in $(seq 1 100); do
+    ep=$(grep -oE 'publishing on tcp://127\.0\.0\.1:[0-9]+' "$work/agent.log" | head -n1 | sed 's/publishing on //' || true)
+    [[ -n $ep ]] && break
+    sleep 0.1
+done
+[[ -n $ep ]] || { echo "FAIL: agent did not start"; cat "$work/agent.log"; exit 1; }
+
+"$py" "$src/examples/subscriber.py" --connect "$ep" --count 4 --timeout 30 >"$work/out" 2>"$work/err"
+cat "$work/out" "$work/err"
+n=$(grep -c "pid$spinner .*cpu" "$work/out" || true)
+[[ $n -eq 4 ]] || { echo "FAIL: expected 4 samples of pid$spinner, got $n"; exit 1; }
+grep -q "event vm_started" "$work/out" || { echo "FAIL: the vm_started event was not printed"; exit 1; }
+grep -q "4 samples, 0 messages lost" "$work/err" || { echo "FAIL: loss reported"; exit 1; }
+echo ok
