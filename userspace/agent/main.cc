@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // vmtide-agent: samples the VMs on this host every tick and publishes the
-// samples over ZeroMQ (docs/wire-protocol.md). VMs come from libvirt (with
-// lifecycle events) or /proc; the BPF collectors count context switches,
-// block I/O and soft-dirty windows. Prometheus, the config file and the BPF
-// steal collector arrive with later work.
+// samples over ZeroMQ (docs/wire-protocol.md) and Prometheus. VMs come from
+// libvirt (with lifecycle events) or /proc; the BPF collectors count context
+// switches, block I/O and soft-dirty windows. Settings come from
+// /etc/vmtide/agent.toml (docs/configuration.md); flags override them.
 #include <signal.h>
 #include <unistd.h>
 
@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include "config.h"
 #include "exporter.h"
 #include "publisher.h"
 #include "sampler.h"
@@ -27,93 +29,150 @@
 namespace {
 
 std::atomic<bool> g_stop{false};
-void on_signal(int) { g_stop.store(true); }
+std::atomic<bool> g_reload{false};
+void on_stop(int) { g_stop.store(true); }
+void on_hup(int) { g_reload.store(true); }
+
+// Command-line values; each set one overrides the config file.
+struct Flags {
+  std::string config = vmtide::agent::kDefaultConfigPath;
+  bool check_config = false;
+  std::optional<std::string> endpoint, host, discovery, libvirt_uri, metrics, log_level;
+  std::optional<double> interval;
+  std::optional<int> sndhwm;
+  std::vector<std::uint32_t> pids;
+  bool no_bpf = false;
+  std::uint64_t ticks = 0;
+  double wait_subscriber_s = 0;
+};
+
+void apply(const Flags& f, vmtide::agent::AgentConfig& c) {
+  if (f.endpoint) c.endpoint = *f.endpoint;
+  if (f.host) c.host = *f.host;
+  if (f.discovery) c.discovery = *f.discovery;
+  if (f.libvirt_uri) c.libvirt_uri = *f.libvirt_uri;
+  if (f.metrics) c.metrics_listen = *f.metrics;
+  if (f.log_level) c.log_level = *f.log_level;
+  if (f.interval) c.interval_s = *f.interval;
+  if (f.sndhwm) c.sndhwm = *f.sndhwm;
+  if (!f.pids.empty()) c.extra_pids = f.pids;
+  if (f.no_bpf) c.bpf = false;
+}
+
+// The config file, or the defaults when the default file does not exist;
+// then the flags on top, then validation.
+vmtide::Result<vmtide::agent::AgentConfig> effective_config(const Flags& f, bool explicit_path) {
+  using namespace vmtide;
+  agent::AgentConfig c;
+  auto loaded = agent::load_config(f.config);
+  if (loaded) {
+    c = std::move(*loaded);
+  } else if (loaded.error().code != Errc::kNotFound || explicit_path) {
+    return loaded.error();
+  }
+  apply(f, c);
+  if (Status st = agent::validate(c); !st) return st.error();
+  return c;
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace vmtide;
   CLI::App app{"vmtide-agent: per-VM telemetry streamed over ZeroMQ"};
-  agent::PublisherOptions pub_opts;
-  agent::SamplerOptions samp_opts;
-  double interval_s = 1.0;
-  std::uint64_t ticks = 0;
-  std::string log_level = "info";
-  bool no_bpf = false;
-  app.add_option("--endpoint", pub_opts.endpoint, "ZeroMQ endpoint to bind the publisher to")
-      ->capture_default_str();
-  app.add_option("--host", pub_opts.host, "host name in topics and envelopes (default: hostname)");
-  app.add_option("--interval", interval_s, "seconds between samples")->capture_default_str()->check(
-      CLI::Range(0.05, 3600.0));
-  app.add_option("--ticks", ticks, "stop after this many samples (0: run until SIGINT/SIGTERM)")
-      ->capture_default_str();
-  std::vector<std::uint32_t> extra_pids;
-  std::string discovery_mode = "auto";
-  std::string libvirt_uri = "qemu:///system";
-  app.add_option("--discovery", discovery_mode, "where VMs come from: auto (libvirt if it answers, else /proc), libvirt, procfs")
-      ->capture_default_str()->check(CLI::IsMember({"auto", "libvirt", "procfs"}));
-  app.add_option("--libvirt-uri", libvirt_uri, "libvirt connection for discovery")->capture_default_str();
-  app.add_option("--pid", extra_pids, "also treat this process as a VM (procfs discovery; repeatable)");
-  app.add_flag("--no-bpf", no_bpf, "do not load the BPF programs");
-  double wait_subscriber_s = 0;
-  app.add_option("--wait-subscriber", wait_subscriber_s,
+  Flags f;
+  auto* config_opt = app.add_option("-c,--config", f.config, "configuration file")->capture_default_str();
+  app.add_flag("--check-config", f.check_config, "validate the configuration, print it as applied, and exit");
+  app.add_option("--endpoint", f.endpoint, "ZeroMQ endpoint to bind the publisher to [publish.endpoint]");
+  app.add_option("--host", f.host, "host name in topics and envelopes [agent.host]");
+  app.add_option("--interval", f.interval, "seconds between samples [agent.interval]");
+  app.add_option("--discovery", f.discovery, "auto, libvirt or procfs [discovery.source]");
+  app.add_option("--libvirt-uri", f.libvirt_uri, "libvirt connection [discovery.libvirt_uri]");
+  app.add_option("--pid", f.pids, "also treat this process as a VM, procfs only; repeatable [discovery.extra_pids]");
+  app.add_flag("--no-bpf", f.no_bpf, "do not load the BPF programs [collectors.bpf = false]");
+  app.add_option("--metrics", f.metrics, "serve /metrics on ADDRESS:PORT, or 'off' [metrics.listen]");
+  app.add_option("--sndhwm", f.sndhwm, "messages queued per subscriber before it loses some [publish.sndhwm]");
+  app.add_option("--log-level", f.log_level, "trace, debug, info, warn, error [agent.log_level]");
+  app.add_option("--ticks", f.ticks, "stop after this many samples (0: until SIGINT/SIGTERM)");
+  app.add_option("--wait-subscriber", f.wait_subscriber_s,
                  "before the first message, wait up to this many seconds for a subscriber to join")
       ->check(CLI::Range(0.0, 3600.0));
-  std::string metrics_bind = "0.0.0.0:9470";
-  app.add_option("--metrics", metrics_bind, "serve Prometheus /metrics on ADDRESS:PORT ('off' to disable)")
-      ->capture_default_str();
-  app.add_option("--sndhwm", pub_opts.sndhwm, "messages queued per subscriber before it loses some")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   app.set_version_flag("--version", std::string("vmtide-agent ") + VMTIDE_VERSION + " (" + VMTIDE_GIT + ")");
   CLI11_PARSE(app, argc, argv);
-  samp_opts.bpf = !no_bpf;
+  const bool explicit_config = config_opt->count() > 0;
+
+  auto cfg_r = effective_config(f, explicit_config);
+  if (f.check_config) {
+    if (!cfg_r) {
+      std::fprintf(stderr, "vmtide-agent: configuration error: %s\n", cfg_r.error().context.c_str());
+      return 1;
+    }
+    std::fputs(agent::to_toml(*cfg_r).c_str(), stdout);
+    std::fprintf(stderr, "vmtide-agent: configuration OK (%s%s)\n", f.config.c_str(),
+                 access(f.config.c_str(), R_OK) == 0 ? "" : ", not found: defaults");
+    return 0;
+  }
+  if (!cfg_r) {
+    std::fprintf(stderr, "vmtide-agent: configuration error: %s\n", cfg_r.error().context.c_str());
+    return 1;
+  }
+  agent::AgentConfig cfg = std::move(*cfg_r);
+
   // Logs go to stderr (journald captures it under systemd); stdout stays free.
   spdlog::set_default_logger(spdlog::stderr_color_mt("vmtide-agent"));
-  spdlog::set_level(spdlog::level::from_str(log_level));
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
   struct sigaction sa {};
-  sa.sa_handler = on_signal;
+  sa.sa_handler = on_stop;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  struct sigaction hup {};
+  hup.sa_handler = on_hup;
+  sigaction(SIGHUP, &hup, nullptr);
 
   zmq::context_t ctx;
-  auto pub = agent::Publisher::create(ctx, pub_opts);
+  auto pub = agent::Publisher::create(ctx, {.endpoint = cfg.endpoint, .host = cfg.host, .sndhwm = cfg.sndhwm});
   if (!pub) {
     std::fprintf(stderr, "vmtide-agent: %s\n", pub.error().message().c_str());
     return 1;
   }
+
   std::unique_ptr<discovery::VmSource> source;
-  if (discovery_mode != "procfs") {
-    auto lv = discovery::LibvirtSource::open(libvirt_uri);
+  if (cfg.discovery != "procfs") {
+    auto lv = discovery::LibvirtSource::open(cfg.libvirt_uri);
     if (lv) {
       source = std::move(lv).value();
-    } else if (discovery_mode == "libvirt") {
+    } else if (cfg.discovery == "libvirt") {
       std::fprintf(stderr, "vmtide-agent: %s\n", lv.error().message().c_str());
       return 1;
     } else {
       spdlog::info("libvirt not reachable ({}); discovering VMs through /proc", lv.error().message());
     }
   }
-  if (!source) source = std::make_unique<discovery::ProcfsSource>(extra_pids);
-  if (!extra_pids.empty() && std::string_view(source->name()) != "procfs") {
-    spdlog::warn("--pid applies to procfs discovery only; ignored with libvirt");
+  if (!source) source = std::make_unique<discovery::ProcfsSource>(cfg.extra_pids);
+  if (!cfg.extra_pids.empty() && std::string_view(source->name()) != "procfs") {
+    spdlog::warn("extra pids apply to procfs discovery only; ignored with libvirt");
   }
   spdlog::info("discovery: {}", source->name());
-  agent::Sampler sampler(samp_opts, std::move(source));
+  agent::Sampler sampler({.bpf = cfg.bpf,
+                          .dirty = cfg.dirty,
+                          .dirty_window_ns = static_cast<std::uint64_t>(cfg.dirty_window_s * 1e9),
+                          .dirty_period_ns = static_cast<std::uint64_t>(cfg.dirty_period_s * 1e9)},
+                         std::move(source));
   if (!sampler.bpf_disabled_reason().empty()) {
     spdlog::warn("BPF collectors off: {}", sampler.bpf_disabled_reason());
   }
   if (!sampler.dirty_disabled_reason().empty()) {
     spdlog::warn("dirty-page curve off: {}", sampler.dirty_disabled_reason());
   }
+
   std::unique_ptr<metrics::MetricsExporter> exporter;
-  if (metrics_bind != "off") {
+  if (cfg.metrics_listen != "off") {
     char hostname[256] = {};
     gethostname(hostname, sizeof hostname - 1);
     auto ex = metrics::MetricsExporter::create(
-        metrics_bind, hostname,
+        cfg.metrics_listen, cfg.host.empty() ? hostname : cfg.host,
         {{"version", VMTIDE_VERSION},
          {"bpf", sampler.bpf_disabled_reason().empty() ? "on" : "off"},
          {"dirty_source", sampler.dirty_disabled_reason().empty() ? "softdirty" : "none"}});
@@ -122,20 +181,22 @@ int main(int argc, char** argv) {
       return 1;
     }
     exporter = std::move(ex).value();
-    spdlog::info("metrics on http://{}:{}/metrics", metrics_bind.substr(0, metrics_bind.rfind(':')),
+    spdlog::info("metrics on http://{}:{}/metrics", cfg.metrics_listen.substr(0, cfg.metrics_listen.rfind(':')),
                  exporter->port());
   }
   spdlog::info("vmtide-agent {} publishing on {} every {:.3g} s (epoch {})", VMTIDE_VERSION, (*pub)->endpoint(),
-               interval_s, (*pub)->epoch());
+               cfg.interval_s, (*pub)->epoch());
 
-  if (wait_subscriber_s > 0) {
+  if (f.wait_subscriber_s > 0) {
     // PUB/SUB drops what is published before a subscription arrives (the
     // "slow joiner"); the XPUB socket tells us when one has.
-    const auto deadline = agent::mono_now_ns() + static_cast<std::uint64_t>(wait_subscriber_s * 1e9);
+    const auto deadline = agent::mono_now_ns() + static_cast<std::uint64_t>(f.wait_subscriber_s * 1e9);
     while (!g_stop.load() && (*pub)->subscribers_joined() == 0 && agent::mono_now_ns() < deadline) {
       (*pub)->wait_until(std::min<std::uint64_t>(deadline, agent::mono_now_ns() + 100'000'000ULL), g_stop);
     }
-    if ((*pub)->subscribers_joined() == 0) spdlog::warn("no subscriber after {:.3g} s; publishing anyway", wait_subscriber_s);
+    if ((*pub)->subscribers_joined() == 0) {
+      spdlog::warn("no subscriber after {:.3g} s; publishing anyway", f.wait_subscriber_s);
+    }
   }
   {
     wire::Event ev;
@@ -147,16 +208,36 @@ int main(int argc, char** argv) {
     (*pub)->publish(std::move(ev), 0);
   }
 
-  const auto interval_ns = static_cast<std::uint64_t>(std::llround(interval_s * 1e9));
+  auto interval_ns = static_cast<std::uint64_t>(std::llround(cfg.interval_s * 1e9));
   std::uint64_t next = agent::mono_now_ns();
   std::uint64_t done = 0;
   while (!g_stop.load()) {
+    if (g_reload.exchange(false)) {
+      // SIGHUP: re-read the file (flags still win). Interval and log level
+      // apply now; the rest needs a restart, and the log says which.
+      auto fresh = effective_config(f, explicit_config);
+      if (!fresh) {
+        spdlog::error("reload: keeping the running configuration: {}", fresh.error().context);
+      } else {
+        agent::AgentConfig want = *fresh;
+        if (want.log_level != cfg.log_level) spdlog::set_level(spdlog::level::from_str(want.log_level));
+        if (want.interval_s != cfg.interval_s) interval_ns = static_cast<std::uint64_t>(std::llround(want.interval_s * 1e9));
+        agent::AgentConfig live = cfg;
+        live.log_level = want.log_level;
+        live.interval_s = want.interval_s;
+        if (!(live == want)) spdlog::warn("reload: some changes take effect only after a restart");
+        cfg = live;
+        spdlog::info("reload: interval {:.3g} s, log level {}", cfg.interval_s, cfg.log_level);
+      }
+    }
     const std::uint64_t t0 = agent::mono_now_ns();
     const agent::Tick tick = sampler.sample(t0);
     const double tick_seconds = static_cast<double>(agent::mono_now_ns() - t0) / 1e9;
+    ++done;
     for (const auto& body : tick.bodies) {
-      (*pub)->publish(body, tick.interval_ns);
+      // Exporter first: whoever receives the message can already scrape it.
       if (exporter) exporter->observe(body, tick.interval_ns);
+      (*pub)->publish(body, tick.interval_ns);
     }
     wire::Heartbeat hb;
     hb.vms = static_cast<std::uint32_t>(sampler.vm_count());
@@ -165,7 +246,7 @@ int main(int argc, char** argv) {
     hb.errors = sampler.errors() + (*pub)->errors();
     (*pub)->publish(hb, 0);
     if (exporter) {
-      exporter->set_health({.ticks = done + 1, .last_tick_seconds = tick_seconds, .published = (*pub)->published(),
+      exporter->set_health({.ticks = done, .last_tick_seconds = tick_seconds, .published = (*pub)->published(),
                             .dropped = (*pub)->dropped(), .errors = hb.errors, .tracked_vms = hb.vms});
     }
     for (const auto& vm : tick.vms) {
@@ -179,7 +260,7 @@ int main(int argc, char** argv) {
     }
     spdlog::debug("tick: {} VMs, {} messages published, {} dropped", sampler.vm_count(), (*pub)->published(),
                   (*pub)->dropped());
-    if (ticks != 0 && ++done >= ticks) break;
+    if (f.ticks != 0 && done >= f.ticks) break;
 
     // Wait for the next tick on the socket, so subscriptions are read as
     // they arrive; a signal ends the wait early.

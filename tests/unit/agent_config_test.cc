@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: Apache-2.0
+// The agent's configuration: the shipped example parses to the defaults,
+// values are read, and every kind of mistake is an error naming the line.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "config.h"
+
+namespace vmtide::agent {
+namespace {
+
+TEST(AgentConfig, ShippedExampleIsTheDefaults) {
+  auto c = load_config(VMTIDE_SOURCE_DIR "/packaging/agent.toml");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(*c, AgentConfig{}) << "packaging/agent.toml and the code disagree on a default";
+  // And what --check-config prints parses back to the same thing.
+  auto again = parse_config(to_toml(*c), "printed");
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(*again, *c);
+}
+
+TEST(AgentConfig, ReadsValues) {
+  auto c = parse_config(R"(
+[agent]
+host = "kvm7"
+interval = 2
+[publish]
+endpoint = "tcp://10.0.0.7:7470"
+[discovery]
+source = "procfs"
+extra_pids = [123, 456]
+[collectors]
+dirty = false
+)", "t.toml");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->host, "kvm7");
+  EXPECT_DOUBLE_EQ(c->interval_s, 2.0);
+  EXPECT_EQ(c->endpoint, "tcp://10.0.0.7:7470");
+  EXPECT_EQ(c->discovery, "procfs");
+  EXPECT_EQ(c->extra_pids, (std::vector<std::uint32_t>{123, 456}));
+  EXPECT_FALSE(c->dirty);
+  EXPECT_TRUE(c->bpf);
+}
+
+TEST(AgentConfig, MistakesAreNamed) {
+  struct Case {
+    const char* toml;
+    const char* want;  // in the message
+  };
+  const Case cases[] = {
+      {"[agent]\nintervall = 1\n", "t.toml:2: unknown key 'intervall' in [agent]"},
+      {"[agnet]\n", "unknown section [agnet]"},
+      {"[agent]\ninterval = \"fast\"\n", "t.toml:2: 'interval' must be a number"},
+      {"[agent]\ninterval = 0\n", "agent.interval must be in"},
+      {"[agent]\nhost = \"kvm1.example.com\"\n", "must not contain dots"},
+      {"[discovery]\nsource = \"xen\"\n", "discovery.source 'xen'"},
+      {"[discovery]\nextra_pids = [\"x\"]\n", "'extra_pids' must be an array of process ids"},
+      {"[publish]\nendpoint = \"7470\"\n", "publish.endpoint '7470'"},
+      {"[collectors]\ndirty_window = 40\n", "dirty_window must be > 0 and <= collectors.dirty_period"},
+      {"[agent\n", "t.toml:1:"},
+  };
+  for (const auto& c : cases) {
+    auto r = parse_config(c.toml, "t.toml");
+    ASSERT_FALSE(r) << c.toml;
+    EXPECT_EQ(r.error().code, Errc::kInvalidArgument);
+    EXPECT_NE(r.error().message().find(c.want), std::string::npos) << r.error().message();
+  }
+  EXPECT_EQ(load_config("/nonexistent/agent.toml").error().code, Errc::kNotFound);
+}
+
+}  // namespace
+}  // namespace vmtide::agent
