@@ -12,7 +12,7 @@ docs/wire-protocol.md; this is all a client needs:
     a new epoch means the publisher restarted;
   - ignore keys you do not know (newer agents may add some).
 
-usage: subscriber.py --connect tcp://kvm1:7470 [--connect ...] [--count N] [--timeout S]
+usage: subscriber.py --connect tcp://kvm1:7470 [--connect ...] [--vm NAME] [--count N] [--timeout S]
 """
 import argparse
 import sys
@@ -40,6 +40,7 @@ def describe(m):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--connect", action="append", required=True, help="agent endpoint (repeatable)")
+    ap.add_argument("--vm", action="append", default=[], help="only this VM, by name or id (repeatable)")
     ap.add_argument("--count", type=int, default=0, help="exit after this many vm lines")
     ap.add_argument("--timeout", type=float, default=0, help="exit with status 1 after this many seconds")
     args = ap.parse_args()
@@ -80,6 +81,9 @@ def main():
         if prev is not None and seq > prev + 1:
             lost += seq - prev - 1
         last_seq[(host, epoch)] = seq
+        wanted = not args.vm or m.get("name") in args.vm or m.get("id") in args.vm or m.get("vm") in args.vm
+        if not wanted:
+            continue
         if m["kind"] == "vm":
             print(describe(m), flush=True)
             printed += 1

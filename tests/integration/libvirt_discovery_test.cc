@@ -5,6 +5,7 @@
 // a daemon restart. Skips, printing why, only if the daemon cannot start.
 #include <gtest/gtest.h>
 #include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/inotify.h>
@@ -66,7 +67,18 @@ class Libvirtd {
       execl(VMTIDE_SOURCE_DIR "/tests/integration/libvirtd.sh", "libvirtd.sh", dir_.c_str(), nullptr);
       _exit(127);
     }
-    return pid_ > 0 && wait_for_file(socket(), 30s);
+    if (pid_ <= 0 || !wait_for_file(socket(), 30s)) return false;
+    // The socket file appears at bind(), a moment before libvirtd listens:
+    // until a client can connect, it is not ready (no event for that).
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (virConnectPtr c = virConnectOpenReadOnly(uri().c_str())) {
+        virConnectClose(c);
+        return true;
+      }
+      usleep(50'000);
+    }
+    return false;
   }
   void stop() {
     if (pid_ <= 0) return;
@@ -88,6 +100,7 @@ class Libvirtd {
 class LibvirtDiscoveryTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    virSetErrorFunc(nullptr, [](void*, virErrorPtr) {});  // readiness probes fail on purpose
     if (geteuid() != 0) GTEST_SKIP() << "a private libvirtd needs root (mount namespace)";
     if (access("/usr/sbin/libvirtd", X_OK) != 0) GTEST_SKIP() << "libvirtd not installed (scripts/deps)";
     char tmpl[] = "/tmp/vmtide-libvirt.XXXXXX";

@@ -32,7 +32,8 @@ for _ in $(seq 1 100); do
 done
 [[ -n $ep ]] || { echo "FAIL: agent did not start"; cat "$work/agent.log"; exit 1; }
 
-"$py" "$src/examples/subscriber.py" --connect "$ep" --count 4 --timeout 30 >"$work/out" 2>"$work/err"
+# Other QEMU processes may run on this machine: follow ours by name.
+"$py" "$src/examples/subscriber.py" --connect "$ep" --vm "pid$spinner" --vm "proc:$spinner" --count 4 --timeout 30 >"$work/out" 2>"$work/err"
 cat "$work/out" "$work/err"
 n=$(grep -c "pid$spinner .*cpu" "$work/out" || true)
 [[ $n -eq 4 ]] || { echo "FAIL: expected 4 samples of pid$spinner, got $n"; exit 1; }

@@ -165,6 +165,7 @@ int main(int argc, char** argv) {
   }
   if (!sampler.dirty_disabled_reason().empty()) {
     spdlog::warn("dirty-page curve off: {}", sampler.dirty_disabled_reason());
+    spdlog::info("dirty rates from: {}", sampler.dirty_source());
   }
 
   std::unique_ptr<metrics::MetricsExporter> exporter;
@@ -175,7 +176,7 @@ int main(int argc, char** argv) {
         cfg.metrics_listen, cfg.host.empty() ? hostname : cfg.host,
         {{"version", VMTIDE_VERSION},
          {"bpf", sampler.bpf_disabled_reason().empty() ? "on" : "off"},
-         {"dirty_source", sampler.dirty_disabled_reason().empty() ? "softdirty" : "none"}});
+         {"dirty_source", sampler.dirty_source()}});
     if (!ex) {
       std::fprintf(stderr, "vmtide-agent: %s\n", ex.error().message().c_str());
       return 1;
@@ -203,8 +204,7 @@ int main(int argc, char** argv) {
     ev.type = "agent_started";
     ev.detail = std::string("vmtide-agent ") + VMTIDE_VERSION;
     ev.fields["bpf"] = sampler.bpf_disabled_reason().empty() ? "on" : "off: " + sampler.bpf_disabled_reason();
-    ev.fields["dirty"] =
-        sampler.dirty_disabled_reason().empty() ? "softdirty" : "off: " + sampler.dirty_disabled_reason();
+    ev.fields["dirty"] = sampler.dirty_source();
     (*pub)->publish(std::move(ev), 0);
   }
 

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <set>
 
 #include <spdlog/spdlog.h>
@@ -26,10 +27,7 @@ Sampler::Sampler(SamplerOptions opts, std::unique_ptr<discovery::VmSource> sourc
     : opts_(std::move(opts)), source_(std::move(source)), ticks_per_s_(sysconf(_SC_CLK_TCK)) {
   if (!opts_.bpf) {
     bpf_disabled_reason_ = "disabled by configuration";
-    return;
-  }
-  auto c = collectors::CtxswCounter::create();
-  if (c) {
+  } else if (auto c = collectors::CtxswCounter::create(); c) {
     ctxsw_ = std::move(c).value();
     auto io = collectors::IoCollector::create();
     if (io) io_ = std::move(io).value();
@@ -44,6 +42,47 @@ Sampler::Sampler(SamplerOptions opts, std::unique_ptr<discovery::VmSource> sourc
         {.window_ns = opts_.dirty_window_ns, .period_ns = opts_.dirty_period_ns, .bpf = opts_.bpf});
     if (d) dirty_ = std::move(d).value();
     else dirty_disabled_reason_ = d.error().message();
+  }
+}
+
+const char* Sampler::dirty_source() const {
+  if (dirty_) return "softdirty";
+  if (source_->supports_dirty_rate()) return "libvirt";
+  return "none";
+}
+
+void Sampler::hypervisor_dirty(std::uint64_t mono_ns, std::map<std::string, wire::Dirty>& out) {
+  if (dirty_ || !source_->supports_dirty_rate()) return;
+  const int seconds = std::max(1, static_cast<int>(opts_.dirty_window_ns / 1'000'000'000ULL));
+  for (const auto& [pid, vm] : vms_) {
+    HvDirty& h = hv_dirty_[vm.proc.id];
+    if (h.measuring) {
+      auto r = source_->dirty_rate(vm.proc.id);
+      if (!r) {
+        ++errors_;
+        spdlog::warn("dirty rate of {}: {}", vm.proc.name, r.error().message());
+        h.measuring = false;
+      } else if (*r && (*r)->start_time_s != h.last_start_s) {
+        h.measuring = false;
+        h.last_start_s = (*r)->start_time_s;
+        wire::Dirty d;
+        d.src = wire::DirtySource::kLibvirt;
+        d.window_ns = static_cast<std::uint64_t>((*r)->period_s) * 1'000'000'000ULL;
+        d.page_bytes = 4096;
+        // QEMU reports MiB/s: distinct pages over the sampling period.
+        d.pages = static_cast<std::uint64_t>((*r)->mib_per_s * (1 << 20) * static_cast<double>((*r)->period_s) /
+                                             static_cast<double>(d.page_bytes));
+        out[vm.proc.id] = d;
+      }
+    } else if (mono_ns >= h.next_start_ns) {
+      h.next_start_ns = mono_ns + opts_.dirty_period_ns;
+      if (Status st = source_->start_dirty_rate(vm.proc.id, seconds); st) {
+        h.measuring = true;
+      } else {
+        ++errors_;
+        spdlog::warn("dirty rate of {}: {}", vm.proc.name, st.error().message());
+      }
+    }
   }
 }
 
@@ -174,6 +213,9 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
     }
   }
 
+  std::map<std::string, wire::Dirty> hv_windows;
+  hypervisor_dirty(mono_ns, hv_windows);
+
   for (auto it = vms_.begin(); it != vms_.end();) {
     VmState& vm = it->second;
     auto all = seen.count(it->first) ? collectors::process_schedstat(vm.proc.pid)
@@ -185,6 +227,7 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
       // Vanished mid-sample: drop it quietly, once, with an event.
       if (ctxsw_ && ctxsw_->is_tracked(vm.proc.pid)) (void)ctxsw_->untrack(vm.proc.pid);
       if (io_) (void)io_->untrack(vm.proc.id);
+      hv_dirty_.erase(vm.proc.id);
       if (dirty_) (void)dirty_->untrack(vm.proc.id);  // kNotFound if poll() already dropped it
       wire::Event ev;
       ev.type = "vm_stopped";
@@ -238,6 +281,8 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
           d.curve.push_back({pt.tau_ns, pt.pages});
         }
         s.dirty = std::move(d);
+      } else if (auto h = hv_windows.find(vm.proc.id); h != hv_windows.end()) {
+        s.dirty = h->second;
       }
       VmTickInfo info{vm.proc.name, vm.proc.pid, 100.0 * static_cast<double>(s.cpu_ns) / out.interval_ns,
                       100.0 * static_cast<double>(s.steal_ns) / out.interval_ns, std::nullopt};

@@ -56,6 +56,9 @@ class Sampler {
   const std::string& bpf_disabled_reason() const { return bpf_disabled_reason_; }
   // Why there is no soft-dirty dirty-page curve, if there is none.
   const std::string& dirty_disabled_reason() const { return dirty_disabled_reason_; }
+  // Where dirty rates come from: "softdirty", "libvirt" (the hypervisor's
+  // page-sampling estimate, where the kernel lacks soft-dirty) or "none".
+  const char* dirty_source() const;
   std::uint64_t errors() const { return errors_; }
   std::size_t vm_count() const { return vms_.size(); }
 
@@ -79,6 +82,15 @@ class Sampler {
   std::unique_ptr<collectors::CtxswCounter> ctxsw_;
   std::unique_ptr<collectors::IoCollector> io_;
   std::unique_ptr<collectors::DirtyCollector> dirty_;
+  // The hypervisor fallback, per VM id: when the next measurement is due,
+  // whether one runs, and the start time of the last one taken.
+  struct HvDirty {
+    std::uint64_t next_start_ns = 0;
+    bool measuring = false;
+    std::int64_t last_start_s = -1;
+  };
+  std::map<std::string, HvDirty> hv_dirty_;
+  void hypervisor_dirty(std::uint64_t mono_ns, std::map<std::string, wire::Dirty>& out);
   std::string bpf_disabled_reason_;
   std::string dirty_disabled_reason_;
   std::map<std::uint32_t, VmState> vms_;  // by pid

@@ -29,6 +29,14 @@ struct LifecycleEvent {
   int libvirt_detail = 0;  // its detail code
 };
 
+// A finished hypervisor dirty-rate measurement (QEMU calc-dirty-rate,
+// page-sampling): the fallback where the kernel has no soft-dirty.
+struct HypervisorDirtyRate {
+  double mib_per_s = 0;
+  std::int64_t start_time_s = 0;  // when the measurement started (identifies it)
+  std::int64_t period_s = 0;
+};
+
 // A source of the VMs running on this host: the seam between the agent's
 // sampler and libvirt or /proc (and fakes in tests).
 class VmSource {
@@ -39,6 +47,16 @@ class VmSource {
   [[nodiscard]] virtual Result<std::vector<QemuProcess>> scan() = 0;
   // Lifecycle events since the last call (libvirt only).
   virtual std::vector<LifecycleEvent> drain_events() { return {}; }
+  // The hypervisor's dirty-rate estimate (libvirt only): start a
+  // measurement of `seconds`, then poll until it is measured.
+  virtual bool supports_dirty_rate() const { return false; }
+  [[nodiscard]] virtual Status start_dirty_rate(const std::string& /*uuid*/, int /*seconds*/) {
+    return make_error(Errc::kUnsupported, "no hypervisor dirty rate from this source");
+  }
+  // nullopt while unstarted or measuring.
+  [[nodiscard]] virtual Result<std::optional<HypervisorDirtyRate>> dirty_rate(const std::string& /*uuid*/) {
+    return make_error(Errc::kUnsupported, "no hypervisor dirty rate from this source");
+  }
 };
 
 class ProcfsSource final : public VmSource {
@@ -53,8 +71,9 @@ class ProcfsSource final : public VmSource {
 
 class LibvirtSource final : public VmSource {
  public:
-  // Opens `uri` read-only (e.g. "qemu:///system") and subscribes to
-  // lifecycle events. kUnsupported/kIo with libvirt's message on failure.
+  // Opens `uri` (e.g. "qemu:///system"), read-write if allowed (for
+  // dirty-rate measurements), else read-only, and subscribes to lifecycle
+  // events. kIo with libvirt's message on failure.
   [[nodiscard]] static Result<std::unique_ptr<LibvirtSource>> open(const std::string& uri);
   ~LibvirtSource() override;
 
@@ -62,6 +81,10 @@ class LibvirtSource final : public VmSource {
   // Reconnects first if the daemon went away; kIo if it is still gone.
   Result<std::vector<QemuProcess>> scan() override;
   std::vector<LifecycleEvent> drain_events() override;
+  // Needs a read-write connection (as root): open() tries one first.
+  bool supports_dirty_rate() const override;
+  Status start_dirty_rate(const std::string& uuid, int seconds) override;
+  Result<std::optional<HypervisorDirtyRate>> dirty_rate(const std::string& uuid) override;
 
   // Waits up to `timeout` for the next lifecycle event (tests, tools).
   std::optional<LifecycleEvent> wait_event(std::chrono::milliseconds timeout);
