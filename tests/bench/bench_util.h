@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdarg>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -77,9 +78,12 @@ class Report {
   std::map<std::string, std::string> notes_;
 };
 
-template <typename... Args>
-void progress(const char* fmt, Args... args) {
-  std::fprintf(stderr, fmt, args...);
+// A progress line on stderr, printf-checked.
+[[gnu::format(printf, 1, 2)]] inline void progress(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  std::vfprintf(stderr, fmt, ap);
+  va_end(ap);
   std::fputc('\n', stderr);
 }
 

@@ -15,6 +15,7 @@
 #include <optional>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <zmq.hpp>
@@ -99,6 +100,11 @@ class AgentOnQemu : public ::testing::Test {
     ASSERT_NE(conn_, nullptr);
   }
   void TearDown() override {
+    if (HasFailure()) {
+      std::ifstream console(dir_ + "/console.log");
+      std::string text((std::istreambuf_iterator<char>(console)), std::istreambuf_iterator<char>());
+      std::printf("guest console (last 1500 bytes):\n%s\n", text.substr(text.size() > 1500 ? text.size() - 1500 : 0).c_str());
+    }
     if (dom_ != nullptr) {
       virDomainDestroy(dom_);
       virDomainFree(dom_);
@@ -141,6 +147,15 @@ TEST_F(AgentOnQemu, SamplesDirtyRateStopAndRestart) {
     cfg << "[collectors]\ndirty_window = 2.0\ndirty_period = 3.0\n[metrics]\nlisten = \"off\"\n";
   }
   ASSERT_TRUE(start_guest()) << "libvirt refused the guest:\n" << daemon_->log_tail();
+  // Measure the steady state: wait until the guest's console shows the
+  // dirtier past its start-up fill (which dirties 64 MiB once).
+  bool steady = false;
+  for (auto until = Clock::now() + 120s; Clock::now() < until && !steady; std::this_thread::sleep_for(200ms)) {
+    std::ifstream console(dir_ + "/console.log");
+    std::string text((std::istreambuf_iterator<char>(console)), std::istreambuf_iterator<char>());
+    steady = text.find("dirtier: t=2 ") != std::string::npos;
+  }
+  ASSERT_TRUE(steady) << "the guest's dirtier never reached its steady state";
   AgentProc agent(agent_args());
   auto ep = agent.endpoint();
   ASSERT_TRUE(ep) << agent.log;

@@ -106,10 +106,11 @@ Result<AgentConfig> parse_config(std::string_view text, const std::string& sourc
   if (st) st = walk(root, s, "metrics", {"listen"}, [&](const std::string& k, const toml::node& n) {
     return get(s, n, k, &c.metrics_listen);
   });
-  if (st) st = walk(root, s, "discovery", {"source", "libvirt_uri", "extra_pids"},
+  if (st) st = walk(root, s, "discovery", {"source", "libvirt_uri", "extra_pids", "rescan_interval"},
                     [&](const std::string& k, const toml::node& n) -> Status {
     if (k == "source") return get(s, n, k, &c.discovery);
     if (k == "libvirt_uri") return get(s, n, k, &c.libvirt_uri);
+    if (k == "rescan_interval") return get(s, n, k, &c.rescan_interval_s);
     const toml::array* a = n.as_array();
     if (a == nullptr) return type_error(s, n, k, "an array of process ids");
     for (const auto& e : *a) {
@@ -154,6 +155,9 @@ Status validate(const AgentConfig& c) {
   if (c.discovery != "auto" && c.discovery != "libvirt" && c.discovery != "procfs") {
     return bad("discovery.source '" + c.discovery + "': use auto, libvirt or procfs");
   }
+  if (!(c.rescan_interval_s >= 0.1 && c.rescan_interval_s <= 3600)) {
+    return bad("discovery.rescan_interval must be in [0.1, 3600] seconds");
+  }
   if (!(c.dirty_window_s > 0) || !(c.dirty_period_s >= c.dirty_window_s)) {
     return bad("collectors.dirty_window must be > 0 and <= collectors.dirty_period");
   }
@@ -167,7 +171,8 @@ std::string to_toml(const AgentConfig& c) {
       {"agent", toml::table{{"host", c.host}, {"interval", c.interval_s}, {"log_level", c.log_level}}},
       {"publish", toml::table{{"endpoint", c.endpoint}, {"sndhwm", c.sndhwm}}},
       {"metrics", toml::table{{"listen", c.metrics_listen}}},
-      {"discovery", toml::table{{"source", c.discovery}, {"libvirt_uri", c.libvirt_uri}, {"extra_pids", pids}}},
+      {"discovery", toml::table{{"source", c.discovery}, {"libvirt_uri", c.libvirt_uri}, {"extra_pids", pids},
+                                {"rescan_interval", c.rescan_interval_s}}},
       {"collectors", toml::table{{"bpf", c.bpf}, {"dirty", c.dirty}, {"dirty_window", c.dirty_window_s},
                                  {"dirty_period", c.dirty_period_s}}},
   };

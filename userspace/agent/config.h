@@ -30,6 +30,7 @@ struct AgentConfig {
   std::string discovery = "auto";  // auto | libvirt | procfs
   std::string libvirt_uri = "qemu:///system";
   std::vector<std::uint32_t> extra_pids;
+  double rescan_interval_s = 5.0;  // full discovery rescans; libvirt events trigger one at once
   // [collectors]
   bool bpf = true;
   bool dirty = true;

@@ -158,7 +158,8 @@ int main(int argc, char** argv) {
   agent::Sampler sampler({.bpf = cfg.bpf,
                           .dirty = cfg.dirty,
                           .dirty_window_ns = static_cast<std::uint64_t>(cfg.dirty_window_s * 1e9),
-                          .dirty_period_ns = static_cast<std::uint64_t>(cfg.dirty_period_s * 1e9)},
+                          .dirty_period_ns = static_cast<std::uint64_t>(cfg.dirty_period_s * 1e9),
+                          .rescan_ns = static_cast<std::uint64_t>(cfg.rescan_interval_s * 1e9)},
                          std::move(source));
   if (!sampler.bpf_disabled_reason().empty()) {
     spdlog::warn("BPF collectors off: {}", sampler.bpf_disabled_reason());
@@ -250,12 +251,14 @@ int main(int argc, char** argv) {
                             .dropped = (*pub)->dropped(), .errors = hb.errors, .tracked_vms = hb.vms});
     }
     for (const auto& vm : tick.vms) {
+      // One line per VM per tick: debug level, or a host with hundreds of
+      // VMs would flood the journal (--log-level debug, or the demo, shows them).
       if (vm.ctxsw) {
-        spdlog::info("{} (pid {}): cpu {:.1f}% steal {:.1f}% ctxsw out {} ({} voluntary, {} preempted)", vm.name,
-                     vm.pid, vm.cpu_pct, vm.steal_pct, vm.ctxsw->out_total(), vm.ctxsw->out_voluntary,
-                     vm.ctxsw->out_involuntary);
+        spdlog::debug("{} (pid {}): cpu {:.1f}% steal {:.1f}% ctxsw out {} ({} voluntary, {} preempted)", vm.name,
+                      vm.pid, vm.cpu_pct, vm.steal_pct, vm.ctxsw->out_total(), vm.ctxsw->out_voluntary,
+                      vm.ctxsw->out_involuntary);
       } else {
-        spdlog::info("{} (pid {}): cpu {:.1f}% steal {:.1f}%", vm.name, vm.pid, vm.cpu_pct, vm.steal_pct);
+        spdlog::debug("{} (pid {}): cpu {:.1f}% steal {:.1f}%", vm.name, vm.pid, vm.cpu_pct, vm.steal_pct);
       }
     }
     spdlog::debug("tick: {} VMs, {} messages published, {} dropped", sampler.vm_count(), (*pub)->published(),

@@ -152,14 +152,16 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
   if (last_mono_ns_) out.interval_ns = delta(mono_ns, *last_mono_ns_);
   last_mono_ns_ = mono_ns;
 
-  // Discovery: who is running now. If the source fails (libvirtd
-  // restarting), keep the VMs we know: their /proc reads still tell.
-  auto found = source_->scan();
-  if (!found) {
-    ++errors_;
-    spdlog::warn("discovery ({}): {}", source_->name(), found.error().message());
-  }
+  // Discovery: who is running now. A full rescan every rescan_ns, or at
+  // once when libvirt says a VM started or stopped; in between, and when
+  // the source fails (libvirtd restarting), keep the VMs we know: their
+  // /proc reads below tell if one is gone.
+  bool lifecycle = false;
   for (const auto& ev : source_->drain_events()) {
+    if (ev.kind == discovery::Lifecycle::kStarted || ev.kind == discovery::Lifecycle::kStopped ||
+        ev.kind == discovery::Lifecycle::kMigrated) {
+      lifecycle = true;
+    }
     // Starts and stops are published from the scan below, once each.
     if (ev.kind == discovery::Lifecycle::kStarted || ev.kind == discovery::Lifecycle::kStopped) continue;
     wire::Event e;
@@ -168,6 +170,16 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
     e.detail = ev.name + ": libvirt event " + std::to_string(ev.libvirt_event) + ", detail " +
                std::to_string(ev.libvirt_detail);
     out.bodies.emplace_back(std::move(e));
+  }
+  Result<std::vector<discovery::QemuProcess>> found = make_error(Errc::kNotFound, "no rescan this tick");
+  if (!last_scan_ns_ || lifecycle || mono_ns >= *last_scan_ns_ + opts_.rescan_ns) {
+    found = source_->scan();
+    if (found) {
+      last_scan_ns_ = mono_ns;
+    } else {
+      ++errors_;
+      spdlog::warn("discovery ({}): {}", source_->name(), found.error().message());
+    }
   }
   std::set<std::uint32_t> seen;
   if (!found) {
@@ -218,12 +230,14 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
 
   for (auto it = vms_.begin(); it != vms_.end();) {
     VmState& vm = it->second;
-    auto all = seen.count(it->first) ? collectors::process_schedstat(vm.proc.pid)
-                                     : Result<collectors::SchedStat>(make_error(Errc::kNotFound, "gone"));
-    // Without debug-threads the vCPU threads are not named: count all threads' wait as steal.
-    auto vcpu = all && !vm.proc.vcpu_tids.empty() ? collectors::process_schedstat(vm.proc.pid, vm.proc.vcpu_tids)
-                                                  : all;
-    if (!all || !vcpu) {
+    // One pass over the VM's threads: all of them (CPU used) and the vCPU
+    // threads (steal). Without debug-threads the vCPUs are not named, and
+    // every thread's wait counts as steal.
+    auto split = seen.count(it->first)
+                     ? collectors::process_schedstat_split(vm.proc.pid, vm.proc.vcpu_tids)
+                     : Result<std::pair<collectors::SchedStat, collectors::SchedStat>>(
+                           make_error(Errc::kNotFound, "gone"));
+    if (!split) {
       // Vanished mid-sample: drop it quietly, once, with an event.
       if (ctxsw_ && ctxsw_->is_tracked(vm.proc.pid)) (void)ctxsw_->untrack(vm.proc.pid);
       if (io_) (void)io_->untrack(vm.proc.id);
@@ -247,8 +261,8 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
       s.name = vm.proc.name;
       s.pid = vm.proc.pid;
       s.vcpus = static_cast<std::uint32_t>(vm.proc.vcpu_tids.size());
-      s.cpu_ns = delta(all->run_ns, vm.all_threads.run_ns);
-      s.steal_ns = delta(vcpu->wait_ns, vm.vcpu_threads.wait_ns);
+      s.cpu_ns = delta(split->first.run_ns, vm.all_threads.run_ns);
+      s.steal_ns = delta(split->second.wait_ns, vm.vcpu_threads.wait_ns);
       s.ram_bytes = vm.proc.ram_bytes;
       if (auto rss = collectors::process_rss_bytes(vm.proc.pid)) s.rss_bytes = *rss;
       if (auto d = io.find(vm.proc.id); d != io.end()) {
@@ -290,8 +304,8 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
       out.vms.push_back(std::move(info));
       out.bodies.emplace_back(std::move(s));
     }
-    vm.all_threads = *all;
-    vm.vcpu_threads = *vcpu;
+    vm.all_threads = split->first;
+    vm.vcpu_threads = split->second;
     vm.ctxsw = cs;
     vm.baselined = true;
     ++it;

@@ -26,6 +26,10 @@ struct SamplerOptions {
   bool dirty = true;                      // soft-dirty windows (needs CONFIG_MEM_SOFT_DIRTY)
   std::uint64_t dirty_window_ns = 2'000'000'000;
   std::uint64_t dirty_period_ns = 30'000'000'000;
+  // Full discovery rescans (all of /proc, or libvirt's list) this often;
+  // libvirt lifecycle events trigger one at once. Between rescans a VM that
+  // vanishes is still noticed at the next tick (its reads fail).
+  std::uint64_t rescan_ns = 5'000'000'000;
 };
 
 struct VmTickInfo {  // for the agent's log line
@@ -96,6 +100,7 @@ class Sampler {
   std::map<std::uint32_t, VmState> vms_;  // by pid
   std::optional<HostState> host_;
   std::optional<std::uint64_t> last_mono_ns_;
+  std::optional<std::uint64_t> last_scan_ns_;
   std::uint64_t errors_ = 0;
   long ticks_per_s_;
 };

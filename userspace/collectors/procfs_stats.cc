@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <iterator>
@@ -157,6 +158,38 @@ Result<SchedStat> process_schedstat(std::uint32_t pid, const std::vector<std::ui
   }
   if (!any) return make_error(Errc::kNotFound, "process " + std::to_string(pid) + " is gone");
   return sum;
+}
+
+Result<std::pair<SchedStat, SchedStat>> process_schedstat_split(std::uint32_t pid,
+                                                                const std::vector<std::uint32_t>& subset) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return make_error(Errc::kNotFound, "process " + std::to_string(pid) + " is gone");
+  SchedStat all, sub;
+  bool any = false;
+  while (dirent* e = readdir(d)) {
+    std::uint64_t tid = 0;
+    if (!to_u64(e->d_name, tid)) continue;
+    auto text = read_text_file(dir + "/" + e->d_name + "/schedstat");
+    if (!text) continue;  // the thread exited: skip it
+    auto st = parse_schedstat(*text);
+    if (!st) {
+      closedir(d);
+      return st.error();
+    }
+    any = true;
+    all.run_ns += st->run_ns;
+    all.wait_ns += st->wait_ns;
+    all.pcount += st->pcount;
+    if (subset.empty() || std::find(subset.begin(), subset.end(), static_cast<std::uint32_t>(tid)) != subset.end()) {
+      sub.run_ns += st->run_ns;
+      sub.wait_ns += st->wait_ns;
+      sub.pcount += st->pcount;
+    }
+  }
+  closedir(d);
+  if (!any) return make_error(Errc::kNotFound, "process " + std::to_string(pid) + " is gone");
+  return std::make_pair(all, sub);
 }
 
 Result<std::uint64_t> process_rss_bytes(std::uint32_t pid) {

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "vmtide/result.h"
@@ -56,6 +57,12 @@ struct SchedStat {
 // Sums schedstat over `tids` of process `pid` (all its threads if empty).
 // A thread that exited meanwhile is skipped; the process gone is kNotFound.
 [[nodiscard]] Result<SchedStat> process_schedstat(std::uint32_t pid, const std::vector<std::uint32_t>& tids = {});
+
+// One pass over every thread of `pid`: the sum over all of them, and the
+// sum over `subset` (all of them again if `subset` is empty). For a VM:
+// CPU of the whole process, and the run-queue wait of its vCPU threads.
+[[nodiscard]] Result<std::pair<SchedStat, SchedStat>> process_schedstat_split(
+    std::uint32_t pid, const std::vector<std::uint32_t>& subset);
 
 // Resident set size of a process, from /proc/<pid>/statm.
 [[nodiscard]] Result<std::uint64_t> process_rss_bytes(std::uint32_t pid);
