@@ -20,6 +20,7 @@
 
 #include <zmq.hpp>
 
+#include "agent_process.h"
 #include "bpf_support.h"
 #include "libvirtd_fixture.h"
 #include "vmtide/wire/zmq_io.h"
@@ -34,50 +35,7 @@ constexpr const char* kUuid = "9c8b7a6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
 constexpr int kWsMib = 32;
 constexpr double kRate = 5000;  // pages/s
 
-// The agent binary, its log on a pipe.
-struct AgentProc {
-  pid_t pid = -1;
-  FILE* err = nullptr;
-  std::string log;
-  explicit AgentProc(const std::vector<std::string>& args) {
-    int fds[2];
-    if (pipe(fds) != 0) std::abort();
-    pid = fork();
-    if (pid < 0) std::abort();
-    if (pid == 0) {
-      dup2(fds[1], 2);
-      close(fds[0]);
-      close(fds[1]);
-      std::vector<char*> argv;
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(fds[1]);
-    err = fdopen(fds[0], "r");
-  }
-  ~AgentProc() {
-    kill9();
-    if (err) fclose(err);
-  }
-  void kill9() {
-    if (pid <= 0) return;
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    pid = -1;
-  }
-  std::optional<std::string> endpoint() {
-    static const std::regex re("publishing on (tcp://[0-9.]+:[0-9]+)");
-    char line[4096];
-    while (fgets(line, sizeof line, err) != nullptr) {
-      log += line;
-      std::cmatch m;
-      if (std::regex_search(line, m, re)) return m[1].str();
-    }
-    return std::nullopt;
-  }
-};
+using testsupport::AgentProcess;
 
 class AgentOnQemu : public ::testing::Test {
  protected:
@@ -156,7 +114,7 @@ TEST_F(AgentOnQemu, SamplesDirtyRateStopAndRestart) {
     steady = text.find("dirtier: t=2 ") != std::string::npos;
   }
   ASSERT_TRUE(steady) << "the guest's dirtier never reached its steady state";
-  AgentProc agent(agent_args());
+  AgentProcess agent(agent_args());
   auto ep = agent.endpoint();
   ASSERT_TRUE(ep) << agent.log;
 
@@ -232,7 +190,7 @@ TEST_F(AgentOnQemu, SamplesDirtyRateStopAndRestart) {
 
   // kill -9 and restart: the subscriber sees a new epoch, seq from 1.
   agent.kill9();
-  AgentProc again(agent_args());
+  AgentProcess again(agent_args());
   auto ep2 = again.endpoint();
   ASSERT_TRUE(ep2) << again.log;
   sub.connect(*ep2);

@@ -22,6 +22,7 @@
 
 #include <zmq.hpp>
 
+#include "agent_process.h"
 #include "bpf_support.h"
 #include "vmtide/wire/zmq_io.h"
 
@@ -46,58 +47,8 @@ pid_t spawn_spinner_on_cpu0() {
   return pid;
 }
 
-// Never signal pid 0 or -1 (the process group, or everything).
-void kill_and_reap(pid_t pid) {
-  if (pid <= 0) return;
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-}
-
-struct Agent {
-  pid_t pid = -1;
-  FILE* err = nullptr;  // the agent's stderr (its log)
-  std::string log;
-
-  Agent(const std::vector<std::string>& args) {
-    int fds[2];
-    if (pipe(fds) != 0) std::abort();
-    pid = fork();
-    if (pid < 0) std::abort();
-    if (pid == 0) {
-      dup2(fds[1], 2);
-      close(fds[0]);
-      close(fds[1]);
-      std::vector<char*> argv;
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(fds[1]);
-    err = fdopen(fds[0], "r");
-  }
-  ~Agent() {
-    kill_and_reap(pid);
-    if (err) fclose(err);
-  }
-  // Reads the log until the line naming the bound endpoint.
-  std::optional<std::string> endpoint() {
-    static const std::regex re("publishing on (tcp://[0-9.]+:[0-9]+)");
-    char line[4096];
-    while (fgets(line, sizeof line, err) != nullptr) {
-      log += line;
-      std::cmatch m;
-      if (std::regex_search(line, m, re)) return m[1].str();
-    }
-    return std::nullopt;
-  }
-  int wait_exit() {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    pid = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-};
+using testsupport::AgentProcess;
+using testsupport::kill_and_reap;
 
 // GET http://127.0.0.1:port/metrics (HTTP/1.0: the server closes when done).
 std::string scrape(int port) {
@@ -154,7 +105,7 @@ TEST(AgentStream, SamplesAreCompleteOrderedAndPhysical) {
     std::printf("note: running the agent without BPF: %s\n", bpf::preflight().error().message().c_str());
     args.push_back("--no-bpf");
   }
-  Agent agent(args);
+  AgentProcess agent(args);
   auto ep = agent.endpoint();
   ASSERT_TRUE(ep) << "agent never reported its endpoint; log:\n" << agent.log;
   std::smatch pm;

@@ -9,28 +9,9 @@ build=$1
 src=$2
 py=/usr/bin/python3
 "$py" -c 'import zmq, msgpack' 2>/dev/null || { echo "SKIPPED: $py lacks zmq or msgpack (python3-zmq, python3-msgpack)"; exit 77; }
-work=$(mktemp -d /tmp/vmtide-pysub.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-sh -c 'while :; do :; done' &
-spinner=$!
-pids+=("$spinner")
-"$build/bin/vmtide-agent" --endpoint 'tcp://127.0.0.1:*' --metrics off --discovery procfs --pid "$spinner" \
-    --interval 0.5 --no-bpf --wait-subscriber 30 2>"$work/agent.log" &
-pids+=($!)
-ep=""
-for _ in $(seq 1 100); do
-    ep=$(grep -oE 'publishing on tcp://127\.0\.0\.1:[0-9]+' "$work/agent.log" | head -n1 | sed 's/publishing on //' || true)
-    [[ -n $ep ]] && break
-    sleep 0.1
-done
-[[ -n $ep ]] || { echo "FAIL: agent did not start"; cat "$work/agent.log"; exit 1; }
+. "$(dirname "$0")/lib.sh"
+start_spinner
+start_agent "$build" --discovery procfs --pid "$spinner" --interval 0.5 --no-bpf --wait-subscriber 30
 
 # Other QEMU processes may run on this machine: follow ours by name.
 "$py" "$src/examples/subscriber.py" --connect "$ep" --vm "pid$spinner" --vm "proc:$spinner" --count 4 --timeout 30 >"$work/out" 2>"$work/err"

@@ -7,32 +7,12 @@
 set -euo pipefail
 build=$1
 command -v tmux >/dev/null || { echo "SKIPPED: tmux not installed (scripts/deps installs it)"; exit 77; }
-work=$(mktemp -d /tmp/vmtide-top.XXXXXX)
 session=vmtide-top-$$
-pids=()
-cleanup() {
-    tmux kill-session -t "$session" 2>/dev/null || true
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+trap 'tmux kill-session -t "$session" 2>/dev/null || true; cleanup' EXIT
 
-sh -c 'while :; do :; done' &
-spinner=$!
-pids+=("$spinner")
-"$build/bin/vmtide-agent" --endpoint 'tcp://127.0.0.1:*' --metrics off --discovery procfs --pid "$spinner" \
-    --interval 0.5 --no-bpf 2>"$work/agent.log" &
-pids+=($!)
-
-# The agent logs its bound endpoint: wait for that line (bounded).
-ep=""
-for _ in $(seq 1 100); do
-    ep=$(grep -oE 'publishing on tcp://127\.0\.0\.1:[0-9]+' "$work/agent.log" | head -n1 | sed 's/publishing on //' || true)
-    [[ -n $ep ]] && break
-    sleep 0.1
-done
-[[ -n $ep ]] || { echo "FAIL: agent did not start"; cat "$work/agent.log"; exit 1; }
+start_spinner
+start_agent "$build" --discovery procfs --pid "$spinner" --interval 0.5 --no-bpf
 
 tmux new-session -d -s "$session" -x 160 -y 30 "$build/bin/vmtide top --connect $ep --refresh 0.5"
 # Poll the screen (what a person would look at) until the row appears.

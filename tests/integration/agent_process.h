@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: Apache-2.0
+// The real vmtide-agent binary as a child of a test: its log (stderr) on a
+// pipe, the endpoint it bound read from that log, and a kill that never
+// signals pid 0 or -1.
+#pragma once
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+namespace vmtide::testsupport {
+
+// Never signal pid 0 or -1 (the process group, or everything).
+inline void kill_and_reap(pid_t pid) {
+  if (pid <= 0) return;
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+}
+
+class AgentProcess {
+ public:
+  explicit AgentProcess(const std::vector<std::string>& args) {
+    int fds[2];
+    if (pipe(fds) != 0) std::abort();
+    pid = fork();
+    if (pid < 0) std::abort();
+    if (pid == 0) {
+      dup2(fds[1], 2);
+      close(fds[0]);
+      close(fds[1]);
+      std::vector<char*> argv;
+      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(fds[1]);
+    err_ = fdopen(fds[0], "r");
+  }
+  AgentProcess(const AgentProcess&) = delete;
+  AgentProcess& operator=(const AgentProcess&) = delete;
+  ~AgentProcess() {
+    kill9();
+    if (err_ != nullptr) fclose(err_);
+  }
+
+  // Reads the log until the line naming the bound endpoint.
+  std::optional<std::string> endpoint() {
+    static const std::regex re("publishing on (tcp://[0-9.]+:[0-9]+)");
+    char line[4096];
+    while (fgets(line, sizeof line, err_) != nullptr) {
+      log += line;
+      std::cmatch m;
+      if (std::regex_search(line, m, re)) return m[1].str();
+    }
+    return std::nullopt;
+  }
+  void kill9() {
+    kill_and_reap(pid);
+    pid = -1;
+  }
+  // Waits for the exit; the status as a shell would report it.
+  int wait_exit() {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    pid = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+  pid_t pid = -1;
+  std::string log;  // what endpoint() has read so far
+
+ private:
+  FILE* err_ = nullptr;
+};
+
+}  // namespace vmtide::testsupport
