@@ -17,7 +17,7 @@
 #endif
 
 /* Bumped whenever a struct or map layout below changes. */
-#define VMTIDE_ABI_VERSION 1
+#define VMTIDE_ABI_VERSION 2
 
 /* ---- ctxsw: per-process context-switch counters (bpf/ctxsw.bpf.c) ----
  *
@@ -92,5 +92,80 @@ struct vmtide_io_inflight {
 	__u32 _pad;
 };
 VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_io_inflight) == 16, "vmtide_io_inflight layout");
+
+/* ---- steal: run-queue wait of tracked vCPU threads (bpf/steal.bpf.c) ----
+ *
+ * Map `steal_tid_bits` (array of __u64 words, word tid / 64, bit tid % 64)
+ * is the one lookup every task pays: a clear bit rejects it. A set bit leads
+ * to `steal_tasks` (hash, tid -> struct vmtide_steal_task), whose tgid is
+ * checked again so a recycled tid is never counted.
+ *
+ * Tier 1 (always on): the `iter/task` program writes one
+ * struct vmtide_steal_iter_rec per tracked thread; userspace reads the
+ * iterator once per tick and turns the monotonic kernel counters into deltas.
+ *
+ * Detail mode: tp_btf sched_wakeup / sched_wakeup_new / sched_switch time
+ * each wait; `steal_hist` (per-CPU array indexed by VM slot) holds a log2 µs
+ * histogram and the exact sum, `steal_preempt` (per-CPU hash keyed by
+ * (VM slot, tgid)) the wait attributed to each other process. All counters
+ * are monotonic; userspace computes deltas and deletes a VM's entries when
+ * it stops tracking it.
+ */
+#define VMTIDE_STEAL_HIST_SLOTS 32 /* log2 of the wait in µs */
+#define VMTIDE_STEAL_MAX_VMS_DEFAULT 256
+#define VMTIDE_STEAL_MAX_TIDS_DEFAULT 8192
+#define VMTIDE_STEAL_MAX_PREEMPTORS_DEFAULT 16384
+#define VMTIDE_STEAL_COMM_LEN 16
+
+/* One tracked thread, written by the iterator (bpf_seq_write). */
+struct vmtide_steal_iter_rec {
+	__u32 tid;
+	__u32 tgid;
+	__u64 run_delay_ns;     /* sched_info.run_delay: schedstat field 2 */
+	__u64 pcount;           /* sched_info.pcount: schedstat field 3 (timeslices) */
+	__u64 sum_exec_runtime_ns; /* se.sum_exec_runtime: schedstat field 1, without the running slice */
+};
+VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_steal_iter_rec) == 32, "vmtide_steal_iter_rec layout");
+
+/* Per tracked thread; userspace writes tgid/vm_slot, BPF the rest. */
+struct vmtide_steal_task {
+	__u64 enqueue_ns;     /* bpf_ktime_get_ns() when it became runnable-and-waiting; 0: not waiting */
+	__u32 tgid;           /* the VM process: a different task->tgid means a recycled tid */
+	__u32 vm_slot;        /* row in steal_hist, key half of steal_preempt */
+	__u32 preemptor_tgid; /* who took the CPU when it was preempted; 0: woken, not preempted */
+	__u32 _pad;
+	char preemptor_comm[VMTIDE_STEAL_COMM_LEN]; /* that process's comm (group leader) */
+};
+VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_steal_task) == 40, "vmtide_steal_task layout");
+
+/* Per VM slot, per CPU. */
+struct vmtide_steal_hist {
+	__u64 wait_ns;       /* sum of every timed wait: compare with run_delay */
+	__u64 waits;         /* number of waits */
+	__u64 self_wait_ns;  /* part of wait_ns spent behind the VM's own threads */
+	__u64 _reserved;
+	__u64 slots[VMTIDE_STEAL_HIST_SLOTS]; /* waits by log2(wait µs) */
+};
+VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_steal_hist) == 32 + 8 * VMTIDE_STEAL_HIST_SLOTS, "vmtide_steal_hist layout");
+
+struct vmtide_steal_preempt_key {
+	__u32 vm_slot;
+	__u32 tgid; /* the other process */
+};
+VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_steal_preempt_key) == 8, "vmtide_steal_preempt_key layout");
+
+struct vmtide_steal_preempt_val {
+	__u64 wait_ns; /* the VM's wait attributed to this process */
+	__u64 waits;
+	char comm[VMTIDE_STEAL_COMM_LEN];
+};
+VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_steal_preempt_val) == 32, "vmtide_steal_preempt_val layout");
+
+/* Drop counters (per-CPU array, one element): nothing is lost silently. */
+struct vmtide_steal_stats {
+	__u64 preempt_map_full; /* a (VM, preemptor) entry could not be created */
+	__u64 recycled_tid;     /* a tracked tid now belongs to another process */
+};
+VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_steal_stats) == 16, "vmtide_steal_stats layout");
 
 #endif /* VMTIDE_BPF_ABI_H */

@@ -183,7 +183,9 @@ TEST_F(DirtyTest, HotSetCountsEachPageOnce) {
            });
   const DirtyWindow d = measure(w);
   EXPECT_NEAR(static_cast<double>(d.pages), kPages, 0.03 * kPages + 20) << "50 rewrites of 1 000 pages";
-  if (bpf_) EXPECT_LT(d.write_faults, 2 * kPages) << "only first writes fault";
+  if (bpf_) {
+    EXPECT_LT(d.write_faults, 2 * kPages) << "only first writes fault";
+  }
 }
 
 TEST_F(DirtyTest, HugePagesCountedInSmallPages) {

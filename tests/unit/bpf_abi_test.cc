@@ -14,7 +14,7 @@ TEST(BpfAbi, CtxswCountsLayout) {
   EXPECT_EQ(offsetof(vmtide_ctxsw_counts, out_voluntary), 0u);
   EXPECT_EQ(offsetof(vmtide_ctxsw_counts, out_involuntary), 8u);
   EXPECT_EQ(offsetof(vmtide_ctxsw_counts, in), 16u);
-  EXPECT_EQ(VMTIDE_ABI_VERSION, 1);
+  EXPECT_EQ(VMTIDE_ABI_VERSION, 2);
 }
 
 TEST(BpfAbi, DirtyWindowLayout) {
@@ -33,4 +33,26 @@ TEST(BpfAbi, IoLayout) {
   EXPECT_EQ(sizeof(vmtide_io_counts), 32u + 8u * VMTIDE_IO_HIST_SLOTS);
   EXPECT_EQ(sizeof(vmtide_io_inflight), 16u);
   EXPECT_EQ(offsetof(vmtide_io_inflight, slot), 8u);
+}
+
+TEST(BpfAbi, StealLayout) {
+  static_assert(std::is_standard_layout_v<vmtide_steal_iter_rec>);
+  EXPECT_EQ(sizeof(vmtide_steal_iter_rec), 32u);
+  EXPECT_EQ(offsetof(vmtide_steal_iter_rec, tgid), 4u);
+  EXPECT_EQ(offsetof(vmtide_steal_iter_rec, run_delay_ns), 8u);
+  EXPECT_EQ(offsetof(vmtide_steal_iter_rec, pcount), 16u);
+  EXPECT_EQ(offsetof(vmtide_steal_iter_rec, sum_exec_runtime_ns), 24u);
+  EXPECT_EQ(sizeof(vmtide_steal_task), 40u);
+  EXPECT_EQ(offsetof(vmtide_steal_task, tgid), 8u);
+  EXPECT_EQ(offsetof(vmtide_steal_task, vm_slot), 12u);
+  EXPECT_EQ(offsetof(vmtide_steal_task, preemptor_tgid), 16u);
+  EXPECT_EQ(offsetof(vmtide_steal_task, preemptor_comm), 24u);
+  EXPECT_EQ(sizeof(vmtide_steal_hist), 32u + 8u * VMTIDE_STEAL_HIST_SLOTS);
+  EXPECT_EQ(offsetof(vmtide_steal_hist, self_wait_ns), 16u);
+  EXPECT_EQ(offsetof(vmtide_steal_hist, slots), 32u);
+  EXPECT_EQ(sizeof(vmtide_steal_preempt_key), 8u);
+  EXPECT_EQ(offsetof(vmtide_steal_preempt_key, tgid), 4u);
+  EXPECT_EQ(sizeof(vmtide_steal_preempt_val), 32u);
+  EXPECT_EQ(offsetof(vmtide_steal_preempt_val, comm), 16u);
+  EXPECT_EQ(offsetof(vmtide_steal_stats, recycled_tid), 8u);
 }

@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* CPU steal of tracked vCPU threads: the time they were runnable and waited
+ * for a CPU. Tier 1 is a task iterator that copies the kernel's own
+ * schedstat counters (nothing in the hot path); detail mode times each wait
+ * from tp_btf sched_wakeup / sched_wakeup_new / sched_switch into a per-VM
+ * log2 histogram and attributes it to the process that held the CPU. */
+/* vmlinux.h first: the other headers use its types. */
+/* clang-format off */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include "core_fixes.bpf.h"
+#include "maps.bpf.h"
+#include "vmtide/bpf_abi.h"
+/* clang-format on */
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Kernel commit fa2c3254d7cf (v5.18) added prev_state to sched_switch;
+ * bpf/ctxsw.bpf.c explains why it is the better source. Set from BTF. */
+const volatile bool has_prev_state_arg = false;
+
+/* Bit tid % 64 of word tid / 64: set for tracked threads. Userspace sizes it
+ * from pid_max before load. A lookup in an ARRAY map is inlined by the
+ * verifier, so an untracked task costs a bounds check and one load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} steal_tid_bits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VMTIDE_STEAL_MAX_TIDS_DEFAULT);
+	__type(key, __u32);
+	__type(value, struct vmtide_steal_task);
+} steal_tasks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VMTIDE_STEAL_MAX_VMS_DEFAULT);
+	__type(key, __u32);
+	__type(value, struct vmtide_steal_hist);
+} steal_hist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, VMTIDE_STEAL_MAX_PREEMPTORS_DEFAULT);
+	__type(key, struct vmtide_steal_preempt_key);
+	__type(value, struct vmtide_steal_preempt_val);
+} steal_preempt SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vmtide_steal_stats);
+} steal_stats SEC(".maps");
+
+/* The filter every task goes through first: one inlined array lookup. */
+static __always_inline bool tid_tracked(__u32 tid)
+{
+	__u32 word = tid / 64;
+	__u64 *bits = bpf_map_lookup_elem(&steal_tid_bits, &word);
+
+	return bits && (*bits & (1ULL << (tid % 64)));
+}
+
+/* The entry of a tracked thread, or NULL if its tid was recycled. */
+static __always_inline struct vmtide_steal_task *task_entry(struct task_struct *t, __u32 tid)
+{
+	struct vmtide_steal_task *e = bpf_map_lookup_elem(&steal_tasks, &tid);
+	__u32 zero = 0;
+
+	if (e && e->tgid != (__u32)t->tgid) {
+		struct vmtide_steal_stats *s = bpf_map_lookup_elem(&steal_stats, &zero);
+
+		if (s)
+			s->recycled_tid++;
+		return NULL;
+	}
+	return e;
+}
+
+/* The process name of `t` (its group leader's comm), by direct BTF reads. */
+static __always_inline void copy_comm(char *dst, struct task_struct *t)
+{
+	struct task_struct *leader = t->group_leader;
+	__u64 *d = (__u64 *)dst;
+
+	if (!leader)
+		leader = t;
+	d[0] = *(__u64 *)&leader->comm[0];
+	d[1] = *(__u64 *)&leader->comm[8];
+}
+
+/* Mirrors sched_info_enqueue() (kernel/sched/stats.h): the first
+ * enqueue stamp wins until the task runs. */
+static __always_inline void mark_waiting(struct task_struct *p)
+{
+	__u32 tid = p->pid;
+	struct vmtide_steal_task *e;
+
+	if (!tid_tracked(tid))
+		return;
+	e = task_entry(p, tid);
+	if (!e || e->enqueue_ns)
+		return;
+	e->enqueue_ns = bpf_ktime_get_ns();
+	e->preemptor_tgid = 0;
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(vmtide_steal_wakeup, struct task_struct *p)
+{
+	mark_waiting(p);
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(vmtide_steal_wakeup_new, struct task_struct *p)
+{
+	mark_waiting(p);
+	return 0;
+}
+
+static __always_inline void account_preemptor(__u32 vm_slot, __u32 tgid, const char *comm,
+					      __u64 delta)
+{
+	struct vmtide_steal_preempt_key key = {.vm_slot = vm_slot, .tgid = tgid};
+	struct vmtide_steal_preempt_val *v = bpf_map_lookup_elem(&steal_preempt, &key);
+	__u32 zero = 0;
+
+	if (!v) {
+		struct vmtide_steal_preempt_val init = {};
+
+		__builtin_memcpy(init.comm, comm, sizeof(init.comm));
+		bpf_map_update_elem(&steal_preempt, &key, &init, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&steal_preempt, &key);
+		if (!v) {
+			struct vmtide_steal_stats *s = bpf_map_lookup_elem(&steal_stats, &zero);
+
+			if (s)
+				s->preempt_map_full++;
+			return;
+		}
+	}
+	/* Per-CPU value: plain increments. */
+	v->wait_ns += delta;
+	v->waits++;
+}
+
+/* `next` (tracked) gets the CPU after `prev` ran: mirrors sched_info_arrive(). */
+static __always_inline void switch_in(struct task_struct *next, struct task_struct *prev, __u32 tid)
+{
+	struct vmtide_steal_task *e = task_entry(next, tid);
+	struct vmtide_steal_hist *h;
+	__u32 tgid, slot;
+	__u64 delta;
+
+	if (!e || !e->enqueue_ns)
+		return;
+	delta = bpf_ktime_get_ns() - e->enqueue_ns;
+	e->enqueue_ns = 0;
+	slot = e->vm_slot;
+	h = bpf_map_lookup_elem(&steal_hist, &slot);
+	if (!h)
+		return;
+	h->wait_ns += delta;
+	h->waits++;
+	h->slots[log2_us_slot(delta, VMTIDE_STEAL_HIST_SLOTS)]++;
+
+	/* Who held the CPU: the task that preempted it or, for a wait after a
+	 * wakeup, the task that ran just before it (not the idle task). */
+	tgid = e->preemptor_tgid;
+	if (tgid == e->tgid) {
+		h->self_wait_ns += delta;
+	} else if (tgid) {
+		account_preemptor(slot, tgid, e->preemptor_comm, delta);
+	} else if (prev->pid) {
+		char comm[VMTIDE_STEAL_COMM_LEN];
+
+		tgid = prev->tgid;
+		if (tgid == e->tgid) {
+			h->self_wait_ns += delta;
+		} else {
+			copy_comm(comm, prev);
+			account_preemptor(slot, tgid, comm, delta);
+		}
+	}
+}
+
+/* Not BPF_PROG(): before v5.18 the tracepoint has three arguments and
+ * reading ctx[3] unconditionally would fail verification. */
+SEC("tp_btf/sched_switch")
+int vmtide_steal_switch(u64 *ctx)
+{
+	struct task_struct *prev = (struct task_struct *)ctx[1];
+	struct task_struct *next = (struct task_struct *)ctx[2];
+	__u32 prev_tid = prev->pid, next_tid = next->pid;
+
+	if (tid_tracked(prev_tid)) {
+		struct vmtide_steal_task *e = task_entry(prev, prev_tid);
+		__u32 state = has_prev_state_arg ? (__u32)ctx[3] : get_task_state(prev);
+
+		if (e) {
+			/* sched_info_depart(): still runnable, so it waits again
+			 * from now, behind `next`. */
+			if (state == 0) {
+				if (!e->enqueue_ns) {
+					e->enqueue_ns = bpf_ktime_get_ns();
+					e->preemptor_tgid = next->tgid;
+					copy_comm(e->preemptor_comm, next);
+				}
+			} else {
+				e->enqueue_ns = 0;
+			}
+		}
+	}
+	if (tid_tracked(next_tid))
+		switch_in(next, prev, next_tid);
+	return 0;
+}
+
+/* Tier 1: one record per tracked thread, for all VMs in one read. */
+SEC("iter/task")
+int vmtide_steal_iter(struct bpf_iter__task *ctx)
+{
+	struct task_struct *t = ctx->task;
+	struct vmtide_steal_iter_rec rec;
+	__u32 tid;
+
+	if (!t)
+		return 0;
+	tid = t->pid;
+	if (!tid_tracked(tid))
+		return 0;
+	rec.tid = tid;
+	rec.tgid = t->tgid;
+	rec.run_delay_ns = t->sched_info.run_delay;
+	rec.pcount = t->sched_info.pcount;
+	rec.sum_exec_runtime_ns = t->se.sum_exec_runtime;
+	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
+	return 0;
+}
