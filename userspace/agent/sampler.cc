@@ -32,6 +32,12 @@ Sampler::Sampler(SamplerOptions opts, std::unique_ptr<discovery::VmSource> sourc
     auto io = collectors::IoCollector::create();
     if (io) io_ = std::move(io).value();
     else bpf_disabled_reason_ = io.error().message();
+    collectors::StealCollector::Options so;
+    so.detail = opts_.steal_detail;
+    so.allow_procfs_fallback = false;  // the sampler has its own /proc path
+    auto st = collectors::StealCollector::create(so);
+    if (st) steal_ = std::move(st).value();
+    else spdlog::warn("steal collector: {}; reading /proc schedstat instead", st.error().message());
   } else {
     bpf_disabled_reason_ = c.error().message();
   }
@@ -92,6 +98,14 @@ namespace {
 std::vector<std::uint64_t> trim(std::vector<std::uint64_t> h) {
   while (!h.empty() && h.back() == 0) h.pop_back();
   return h;
+}
+
+// Kernel task names are bytes, cut at 15: keep printable ASCII so every
+// subscriber's decoder accepts them (python's msgpack rejects bad UTF-8).
+std::string printable(const std::string& comm) {
+  std::string out;
+  for (char c : comm) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  return out;
 }
 
 }  // namespace
@@ -197,6 +211,11 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
     };
     if (ctxsw_) warn("ctxsw", ctxsw_->track(st.proc.pid));
     if (io_) warn("io", io_->track(st.proc.id, st.proc.pid));
+    if (steal_ && !st.proc.vcpu_tids.empty()) {
+      Status s = steal_->track(st.proc.id, st.proc.pid, st.proc.vcpu_tids);
+      st.bpf_steal = s.ok();
+      warn("steal", s);
+    }
     if (dirty_) warn("dirty", dirty_->track(st.proc.id, st.proc.pid));
     wire::Event ev;
     ev.type = "vm_started";
@@ -227,20 +246,40 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
 
   std::map<std::string, wire::Dirty> hv_windows;
   hypervisor_dirty(mono_ns, hv_windows);
+  // One iterator read for every tracked VM's vCPU threads.
+  std::map<std::string, collectors::VmSteal> steal;
+  if (steal_) {
+    if (auto r = steal_->read()) {
+      for (auto& v : r->vms) steal.emplace(v.vm_id, std::move(v));
+    } else {
+      ++errors_;
+      spdlog::warn("steal: {}", r.error().message());
+    }
+  }
 
   for (auto it = vms_.begin(); it != vms_.end();) {
     VmState& vm = it->second;
     // One pass over the VM's threads: all of them (CPU used) and the vCPU
     // threads (steal). Without debug-threads the vCPUs are not named, and
     // every thread's wait counts as steal.
-    auto split = seen.count(it->first)
-                     ? collectors::process_schedstat_split(vm.proc.pid, vm.proc.vcpu_tids)
-                     : Result<std::pair<collectors::SchedStat, collectors::SchedStat>>(
-                           make_error(Errc::kNotFound, "gone"));
+    // With the steal collector, CPU comes from /proc/<pid>/stat (one small
+    // file) and steal from the iterator; else one pass over schedstat files.
+    Result<std::pair<collectors::SchedStat, collectors::SchedStat>> split =
+        make_error(Errc::kNotFound, "gone");
+    if (seen.count(it->first) && vm.bpf_steal) {
+      if (auto cpu = collectors::process_cpu_ns(vm.proc.pid)) {
+        collectors::SchedStat all;
+        all.run_ns = *cpu;
+        split = std::make_pair(all, collectors::SchedStat{});
+      }
+    } else if (seen.count(it->first)) {
+      split = collectors::process_schedstat_split(vm.proc.pid, vm.proc.vcpu_tids);
+    }
     if (!split) {
       // Vanished mid-sample: drop it quietly, once, with an event.
       if (ctxsw_ && ctxsw_->is_tracked(vm.proc.pid)) (void)ctxsw_->untrack(vm.proc.pid);
       if (io_) (void)io_->untrack(vm.proc.id);
+      if (steal_ && steal_->is_tracked(vm.proc.id)) (void)steal_->untrack(vm.proc.id);
       hv_dirty_.erase(vm.proc.id);
       if (dirty_) (void)dirty_->untrack(vm.proc.id);  // kNotFound if poll() already dropped it
       wire::Event ev;
@@ -263,6 +302,16 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
       s.vcpus = static_cast<std::uint32_t>(vm.proc.vcpu_tids.size());
       s.cpu_ns = delta(split->first.run_ns, vm.all_threads.run_ns);
       s.steal_ns = delta(split->second.wait_ns, vm.vcpu_threads.wait_ns);
+      if (auto st = steal.find(vm.proc.id); vm.bpf_steal && st != steal.end()) {
+        s.steal_ns = st->second.steal_ns;
+        if (st->second.has_detail) {
+          s.steal_hist = trim({st->second.wait_hist_log2_us.begin(), st->second.wait_hist_log2_us.end()});
+          for (const auto& p : st->second.top_preemptors) {
+            if (s.preempt.size() == wire::kMaxPreempt) break;
+            s.preempt.push_back({p.tgid, printable(p.comm), p.steal_ns});
+          }
+        }
+      }
       s.ram_bytes = vm.proc.ram_bytes;
       if (auto rss = collectors::process_rss_bytes(vm.proc.pid)) s.rss_bytes = *rss;
       if (auto d = io.find(vm.proc.id); d != io.end()) {
@@ -298,7 +347,7 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
       } else if (auto h = hv_windows.find(vm.proc.id); h != hv_windows.end()) {
         s.dirty = h->second;
       }
-      VmTickInfo info{vm.proc.name, vm.proc.pid, 100.0 * static_cast<double>(s.cpu_ns) / out.interval_ns,
+      VmTickInfo info{vm.proc.name, vm.proc.pid, 100.0 * static_cast<double>(s.cpu_ns) / static_cast<double>(out.interval_ns),
                       100.0 * static_cast<double>(s.steal_ns) / out.interval_ns, std::nullopt};
       if (cs && vm.ctxsw) info.ctxsw = *cs - *vm.ctxsw;
       out.vms.push_back(std::move(info));

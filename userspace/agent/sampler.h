@@ -14,6 +14,7 @@
 #include "ctxsw.h"
 #include "dirty.h"
 #include "io.h"
+#include "steal.h"
 #include "libvirt.h"
 #include "procfs.h"
 #include "procfs_stats.h"
@@ -23,6 +24,7 @@ namespace vmtide::agent {
 
 struct SamplerOptions {
   bool bpf = true;                        // load the BPF collectors (needs CAP_BPF + CAP_PERFMON)
+  bool steal_detail = true;               // wait histogram and noisy neighbours (sched tracepoints)
   bool dirty = true;                      // soft-dirty windows (needs CONFIG_MEM_SOFT_DIRTY)
   std::uint64_t dirty_window_ns = 2'000'000'000;
   std::uint64_t dirty_period_ns = 30'000'000'000;
@@ -73,6 +75,8 @@ class Sampler {
     collectors::SchedStat vcpu_threads;
     std::optional<collectors::CtxswCounts> ctxsw;
     bool baselined = false;  // counters above hold a previous reading
+    bool bpf_steal = false;  // tracked by steal_ (else schedstat polling)
+    std::uint64_t cpu_ns = 0;  // /proc/<pid>/stat at the previous tick (with bpf_steal)
   };
   struct HostState {
     collectors::CpuTimes cpu;
@@ -85,6 +89,7 @@ class Sampler {
   std::unique_ptr<discovery::VmSource> source_;
   std::unique_ptr<collectors::CtxswCounter> ctxsw_;
   std::unique_ptr<collectors::IoCollector> io_;
+  std::unique_ptr<collectors::StealCollector> steal_;  // BPF only; VMs with named vCPUs
   std::unique_ptr<collectors::DirtyCollector> dirty_;
   // The hypervisor fallback, per VM id: when the next measurement is due,
   // whether one runs, and the start time of the last one taken.

@@ -192,6 +192,22 @@ Result<std::pair<SchedStat, SchedStat>> process_schedstat_split(std::uint32_t pi
   return std::make_pair(all, sub);
 }
 
+Result<std::uint64_t> process_cpu_ns(std::uint32_t pid) {
+  auto text = read_text_file("/proc/" + std::to_string(pid) + "/stat");
+  if (!text) return make_error(Errc::kNotFound, "process " + std::to_string(pid) + " is gone");
+  // The command name (field 2) may contain spaces and parentheses: the
+  // fields after the last ')' are fixed. utime and stime are fields 14, 15.
+  const auto close = text->rfind(')');
+  if (close == std::string::npos) return make_error(Errc::kInvalidArgument, "stat: unparsable");
+  auto f = fields(std::string_view(*text).substr(close + 2));
+  std::uint64_t utime = 0, stime = 0;
+  if (f.size() < 13 || !to_u64(f[11], utime) || !to_u64(f[12], stime)) {
+    return make_error(Errc::kInvalidArgument, "stat: unparsable");
+  }
+  static const std::uint64_t ns_per_tick = 1'000'000'000ULL / static_cast<std::uint64_t>(sysconf(_SC_CLK_TCK));
+  return (utime + stime) * ns_per_tick;
+}
+
 Result<std::uint64_t> process_rss_bytes(std::uint32_t pid) {
   auto text = read_text_file("/proc/" + std::to_string(pid) + "/statm");
   if (!text) return text.error();

@@ -64,6 +64,10 @@ struct SchedStat {
 [[nodiscard]] Result<std::pair<SchedStat, SchedStat>> process_schedstat_split(
     std::uint32_t pid, const std::vector<std::uint32_t>& subset);
 
+// CPU time of a whole process (all threads, user + system), from
+// /proc/<pid>/stat: one small read, at clock-tick resolution (10 ms).
+[[nodiscard]] Result<std::uint64_t> process_cpu_ns(std::uint32_t pid);
+
 // Resident set size of a process, from /proc/<pid>/statm.
 [[nodiscard]] Result<std::uint64_t> process_rss_bytes(std::uint32_t pid);
 
