@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <functional>
@@ -24,6 +25,8 @@
 #include "bench_util.h"
 #include "bpf_support.h"
 #include "ctxsw.h"
+#include "procfs_stats.h"
+#include "steal.h"
 #include "dirty.h"
 #include "empty.skel.h"
 #include "vmtide/bpf/skeleton.h"
@@ -118,6 +121,55 @@ std::optional<double> dirty_fault_ns(std::string* why) {
   return median(deltas);
 }
 
+// ns per thread to read 200 idle threads' counters: {iterator, files}.
+std::optional<std::pair<double, double>> iter_vs_schedstat() {
+  constexpr int kThreads = 200, kReps = 50;
+  std::vector<std::thread> threads;
+  std::vector<std::uint32_t> tids(kThreads);
+  int stop[2];
+  if (pipe(stop) != 0) return std::nullopt;
+  std::atomic<int> started{0};
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      tids[static_cast<std::size_t>(i)] = static_cast<std::uint32_t>(gettid());
+      started.fetch_add(1);
+      char b;
+      (void)!read(stop[0], &b, 1);  // blocks until the pipe closes
+    });
+  }
+  while (started.load() < kThreads) std::this_thread::yield();
+  collectors::StealCollector::Options o;
+  o.detail = false;
+  o.allow_procfs_fallback = false;
+  auto c = collectors::StealCollector::create(o);
+  std::optional<std::pair<double, double>> out;
+  if (c && (*c)->track("bench", static_cast<std::uint32_t>(getpid()), tids)) {
+    std::vector<double> iter, files;
+    for (int rep = 0; rep < kReps; ++rep) {
+      auto t0 = Clock::now();
+      auto r = (*c)->read();
+      auto t1 = Clock::now();
+      if (!r) break;
+      std::uint64_t sink = 0;
+      for (std::uint32_t tid : tids) {
+        auto text = collectors::read_text_file("/proc/self/task/" + std::to_string(tid) + "/schedstat");
+        if (text) {
+          if (auto st = collectors::parse_schedstat(*text)) sink += st->wait_ns;
+        }
+      }
+      auto t2 = Clock::now();
+      (void)sink;
+      iter.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count() / kThreads);
+      files.push_back(std::chrono::duration<double, std::nano>(t2 - t1).count() / kThreads);
+    }
+    if (!iter.empty()) out = std::make_pair(median(iter), median(files));
+  }
+  close(stop[1]);
+  for (auto& t : threads) t.join();
+  close(stop[0]);
+  return out;
+}
+
 int run() {
   Report report("probe-overhead");
   if (Status st = bpf::preflight(); !st) {
@@ -150,6 +202,23 @@ int run() {
                        (void)static_cast<collectors::CtxswCounter*>(owner)->track(static_cast<std::uint32_t>(getpid()));
                      }});
 
+  // The steal collector in detail mode: what every other task pays
+  // (untracked) and what a VM pays (its threads tracked).
+  auto steal_load = []() -> Result<std::shared_ptr<void>> {
+    collectors::StealCollector::Options o;
+    o.detail = true;
+    o.allow_procfs_fallback = false;
+    auto c = collectors::StealCollector::create(o);
+    if (!c) return std::move(c).error();
+    return std::shared_ptr<void>(std::shared_ptr<collectors::StealCollector>(std::move(c).value()));
+  };
+  configs.push_back({"steal_untracked", steal_load, [](void*, pid_t, pid_t) {}});
+  configs.push_back({"steal_tracked", steal_load, [](void* owner, pid_t a, pid_t b) {
+                       auto* c = static_cast<collectors::StealCollector*>(owner);
+                       (void)c->track("bench", static_cast<std::uint32_t>(getpid()),
+                                      {static_cast<std::uint32_t>(a), static_cast<std::uint32_t>(b)});
+                     }});
+
   std::map<std::string, std::vector<double>> samples;
   for (int rep = 0; rep < kReps; ++rep) {
     for (const auto& c : configs) {
@@ -175,6 +244,18 @@ int run() {
              pct(c.name));
   }
   if (!samples["empty"].empty()) report.metric("floor_pct", pct("empty"));
+  if (!samples["steal_untracked"].empty()) report.metric("slowdown_pct", pct("steal_untracked"));
+  if (!samples["steal_tracked"].empty()) report.metric("tracked_slowdown_pct", pct("steal_tracked"));
+
+  // Tier 1: reading run_delay of N vCPU-like threads through the task
+  // iterator, against opening their schedstat files, side by side.
+  if (auto it = iter_vs_schedstat()) {
+    report.metric("iter_ns_per_thread", it->first);
+    report.metric("schedstat_poll_ns_per_thread", it->second);
+    report.metric("iter_speedup", it->second / it->first);
+    progress("  tier 1: iterator %.0f ns per thread, schedstat files %.0f ns per thread (%.1fx)", it->first,
+             it->second, it->second / it->first);
+  }
 
   std::string why;
   if (auto f = dirty_fault_ns(&why)) {
