@@ -146,7 +146,10 @@ static __always_inline void account_preemptor(__u32 vm_slot, __u32 tgid, const c
 			return;
 		}
 	}
-	/* Per-CPU value: plain increments. */
+	/* Per-CPU value: plain writes. The name is refreshed each time: a
+	 * process may exec after its first preemption (a shell becoming the
+	 * program it runs), and the current name is the useful one. */
+	__builtin_memcpy(v->comm, comm, sizeof(v->comm));
 	v->wait_ns += delta;
 	v->waits++;
 }
