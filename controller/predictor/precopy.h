@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: Apache-2.0
+// Pre-copy live-migration prediction (DESIGN.md "Pre-copy prediction"):
+// QEMU's loop over the VM's measured dirty curve D(tau), with auto-converge,
+// and the constant-dirty-rate textbook baseline. Pure: values in, values out.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "vmtide/result.h"
+
+namespace vmtide::predictor {
+
+// D(tau): distinct pages dirtied within tau of a reset, as measured points,
+// non-decreasing in both coordinates. Between points: linear. Beyond the
+// last: the last segment's slope (or the mean rate through the origin for a
+// single point), capped at `ceiling_pages` (the writable working set, or RAM).
+class DirtyCurve {
+ public:
+  struct Point {
+    double tau_s = 0;
+    double pages = 0;
+  };
+  // kInvalidArgument if points decrease, are negative or not finite.
+  [[nodiscard]] static Result<DirtyCurve> make(std::vector<Point> points, double ceiling_pages);
+  // A writer of `rate` pages/s spread uniformly over `ws_pages`:
+  // W (1 - e^(-r tau / W)), sampled finely enough to interpolate.
+  static DirtyCurve uniform_random(double rate_pages_per_s, double ws_pages);
+  // A writer sweeping `ws_pages` sequentially: min(r tau, W).
+  static DirtyCurve sequential(double rate_pages_per_s, double ws_pages);
+  static DirtyCurve none() { return {}; }
+
+  double at(double tau_s) const;
+
+ private:
+  std::vector<Point> pts_;
+  double ceiling_ = 0;
+};
+
+struct Inputs {
+  double ram_bytes = 0;
+  double nonzero_bytes = 0;       // what pass 0 sends in full (zero pages go as headers)
+  double page_bytes = 4096;
+  double zero_page_header_bytes = 8;  // QEMU sends a zero page as a flagged header
+  DirtyCurve dirty;
+  double bandwidth_bytes_per_s = 0;   // effective link rate, capped by max-bandwidth
+  double downtime_limit_ms = 300;     // QEMU default (migrate-set-parameters downtime-limit)
+  double device_state_ms = 5;         // stop-and-copy of device state, added to downtime
+  double setup_ms = 20;               // migration setup before pass 0
+  // Auto-converge (QEMU: cpu-throttle-initial 20, -increment 10, max 99;
+  // throttle when the bytes dirtied in a sync period exceed
+  // throttle-trigger-threshold (50 %) of the bytes sent in it, twice).
+  bool auto_converge = false;
+  double throttle_initial_pct = 20;
+  double throttle_increment_pct = 10;
+  double throttle_max_pct = 99;
+  double throttle_trigger_pct = 50;
+  int max_passes = 300;
+  double max_total_s = 3600;
+};
+
+struct Pass {
+  double bytes = 0;
+  double seconds = 0;
+  double dirtied_pages = 0;  // pages dirtied while this pass ran: the next pass
+  double throttle_pct = 0;
+};
+
+struct Prediction {
+  bool converges = false;
+  double total_s = 0;  // setup + passes + downtime
+  double downtime_ms = 0;
+  double bytes = 0;
+  int passes = 0;      // iterative passes (dirty-bitmap syncs), the final stop-and-copy excluded
+  double final_throttle_pct = 0;
+  std::vector<Pass> trace;
+  // For a VM that does not converge: what would make it.
+  std::optional<double> need_bandwidth_bytes_per_s;
+  std::optional<double> need_throttle_pct;
+};
+
+// QEMU's pre-copy loop: pass 0 sends every non-zero page (and zero-page
+// headers); each next pass sends the pages dirtied during the previous one;
+// after each pass (a dirty-bitmap sync) QEMU stops the guest and copies the
+// rest when it fits in bandwidth x downtime limit (migration_iteration_run,
+// migration/migration.c). A throttle of p lets the guest run (1 - p) of the
+// time, so it dirties D((1 - p) tau) within tau.
+[[nodiscard]] Result<Prediction> predict_precopy(const Inputs& in);
+
+// The textbook model with a constant dirty rate R (bytes/s): V_0 = M,
+// V_i = M (R/B)^i, stop when V_i <= B L (Clark et al., NSDI 2005; Akoush et
+// al., MASCOTS 2010). `dirty_bytes_per_s` replaces the curve.
+[[nodiscard]] Result<Prediction> predict_constant_rate(const Inputs& in, double dirty_bytes_per_s);
+
+}  // namespace vmtide::predictor
