@@ -145,7 +145,9 @@ TEST(Precopy, MoreBandwidthNeverLongerMoreDirtyingNeverShorter) {
       EXPECT_LE(p->downtime_ms, in.downtime_limit_ms + in.device_state_ms + 1e-9);
       ASSERT_TRUE(f->converges) << "more bandwidth lost convergence, case " << i;
       EXPECT_LE(f->total_s, p->total_s + 1e-9) << "case " << i;
-      if (d->converges) EXPECT_GE(d->total_s, p->total_s - 1e-9) << "case " << i;
+      if (d->converges) {
+        EXPECT_GE(d->total_s, p->total_s - 1e-9) << "case " << i;
+      }
       ++compared;
     } else {
       EXPECT_FALSE(d->converges) << "more dirtying gained convergence, case " << i;
