@@ -17,60 +17,13 @@
 #include <string>
 
 #include "bpf_support.h"
+#include "child_workload.h"
 #include "dirty.h"
 
 namespace vmtide::collectors {
 namespace {
 
 constexpr std::size_t kPage = 4096;
-
-// A child that prepares (maps and pre-faults its memory), reports ready,
-// runs its workload on "go", reports done, and waits to be told to exit.
-class Writer {
- public:
-  Writer(const std::function<void*()>& prepare, const std::function<void(void*)>& work) {
-    int to[2], from[2];
-    if (pipe(to) != 0 || pipe(from) != 0) std::abort();
-    pid_ = fork();
-    if (pid_ < 0) std::abort();
-    if (pid_ == 0) {
-      close(to[1]);
-      close(from[0]);
-      void* mem = prepare();
-      char b = 'r';
-      if (write(from[1], &b, 1) != 1 || read(to[0], &b, 1) != 1) _exit(1);
-      if (b == 'g') {
-        work(mem);
-        b = 'd';
-        if (write(from[1], &b, 1) != 1) _exit(1);
-        (void)!read(to[0], &b, 1);
-      }
-      _exit(0);
-    }
-    close(to[0]);
-    close(from[1]);
-    to_ = to[1];
-    from_ = from[0];
-    char b;
-    ready_ = read(from_, &b, 1) == 1 && b == 'r';
-  }
-  ~Writer() {
-    close(to_);  // EOF: the child exits
-    close(from_);
-    if (pid_ > 0) waitpid(pid_, nullptr, 0);
-  }
-  bool ready() const { return ready_; }
-  std::uint32_t pid() const { return static_cast<std::uint32_t>(pid_); }
-  bool run() {
-    char b = 'g';
-    return write(to_, &b, 1) == 1 && read(from_, &b, 1) == 1 && b == 'd';
-  }
-
- private:
-  pid_t pid_ = -1;
-  int to_ = -1, from_ = -1;
-  bool ready_ = false;
-};
 
 void* map_prefaulted(std::size_t bytes, bool huge) {
   const std::size_t align = 2u << 20;
@@ -127,7 +80,7 @@ class DirtyTest : public ::testing::Test {
     if (!bpf_) std::printf("note: no BPF (%s): checking pagemap counts only\n", dirty_->bpf_disabled_reason().c_str());
   }
 
-  DirtyWindow measure(Writer& w) {
+  DirtyWindow measure(testsupport::ChildWorkload& w) {
     EXPECT_TRUE(w.ready());
     EXPECT_TRUE(dirty_->track("vm", w.pid()));
     EXPECT_TRUE(dirty_->begin_window("vm"));
@@ -145,7 +98,7 @@ class DirtyTest : public ::testing::Test {
 TEST_F(DirtyTest, DistinctPagesAtKnownRate) {
   constexpr std::size_t kPages = 20'000;
   constexpr double kRate = 10'000;  // pages/s: a 2 s window
-  Writer w([] { return map_prefaulted(kPages * kPage, false); },
+  testsupport::ChildWorkload w([] { return map_prefaulted(kPages * kPage, false); },
            [](void* p) { write_paced(static_cast<char*>(p), kPages, kRate); });
   const DirtyWindow d = measure(w);
   std::printf("window %.3f s: %llu distinct pages (want %zu), %llu write faults, %llu resident\n",
@@ -174,7 +127,7 @@ TEST_F(DirtyTest, DistinctPagesAtKnownRate) {
 
 TEST_F(DirtyTest, HotSetCountsEachPageOnce) {
   constexpr std::size_t kPages = 1'000;
-  Writer w([] { return map_prefaulted(kPages * kPage, false); },
+  testsupport::ChildWorkload w([] { return map_prefaulted(kPages * kPage, false); },
            [](void* m) {
              auto* p = static_cast<volatile char*>(m);
              for (int round = 0; round < 50; ++round) {
@@ -191,7 +144,7 @@ TEST_F(DirtyTest, HotSetCountsEachPageOnce) {
 TEST_F(DirtyTest, HugePagesCountedInSmallPages) {
   constexpr std::size_t kBytes = 16u << 20;  // 8 huge pages, 4 096 small ones
   constexpr std::size_t kPages = kBytes / kPage;
-  Writer w([] { return map_prefaulted(kBytes, true); },
+  testsupport::ChildWorkload w([] { return map_prefaulted(kBytes, true); },
            [](void* m) {
              auto* p = static_cast<volatile char*>(m);
              for (std::size_t i = 0; i < kPages; ++i) p[i * kPage] = 3;

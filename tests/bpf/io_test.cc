@@ -16,6 +16,7 @@
 #include <string>
 
 #include "bpf_support.h"
+#include "child_workload.h"
 #include "io.h"
 
 namespace vmtide::collectors {
@@ -74,54 +75,22 @@ class LoopDevice {
 };
 
 // A child that, on "go", writes `bytes` to `dev` with O_DIRECT in 1 MiB
-// chunks, syncs, reports done, and exits when its pipe closes.
-class DirectWriter {
- public:
-  DirectWriter(const std::string& dev, std::size_t bytes) {
-    int to[2], from[2];
-    if (pipe(to) != 0 || pipe(from) != 0) std::abort();
-    pid_ = fork();
-    if (pid_ < 0) std::abort();
-    if (pid_ == 0) {
-      close(to[1]);
-      close(from[0]);
-      char b;
-      if (read(to[0], &b, 1) != 1) _exit(1);
-      int fd = open(dev.c_str(), O_WRONLY | O_DIRECT);
-      void* buf = nullptr;
-      constexpr std::size_t kChunk = 1 << 20;
-      if (fd < 0 || posix_memalign(&buf, 4096, kChunk) != 0) _exit(2);
-      std::memset(buf, 0x5a, kChunk);
-      for (std::size_t done = 0; done < bytes; done += kChunk) {
-        if (write(fd, buf, kChunk) != static_cast<ssize_t>(kChunk)) _exit(3);
-      }
-      fdatasync(fd);
-      close(fd);
-      b = 'd';
-      if (write(from[1], &b, 1) != 1) _exit(4);
-      (void)!read(to[0], &b, 1);
-      _exit(0);
-    }
-    close(to[0]);
-    close(from[1]);
-    to_ = to[1];
-    from_ = from[0];
-  }
-  ~DirectWriter() {
-    close(to_);
-    close(from_);
-    if (pid_ > 0) waitpid(pid_, nullptr, 0);
-  }
-  std::uint32_t pid() const { return static_cast<std::uint32_t>(pid_); }
-  bool run() {
-    char b = 'g';
-    return write(to_, &b, 1) == 1 && read(from_, &b, 1) == 1 && b == 'd';
-  }
-
- private:
-  pid_t pid_ = -1;
-  int to_ = -1, from_ = -1;
-};
+// chunks and syncs.
+testsupport::ChildWorkload direct_writer(const std::string& dev, std::size_t bytes) {
+  return testsupport::ChildWorkload([] { return static_cast<void*>(nullptr); },
+                                    [dev, bytes](void*) {
+                                      int fd = open(dev.c_str(), O_WRONLY | O_DIRECT);
+                                      void* buf = nullptr;
+                                      constexpr std::size_t kChunk = 1 << 20;
+                                      if (fd < 0 || posix_memalign(&buf, 4096, kChunk) != 0) _exit(2);
+                                      std::memset(buf, 0x5a, kChunk);
+                                      for (std::size_t done = 0; done < bytes; done += kChunk) {
+                                        if (write(fd, buf, kChunk) != static_cast<ssize_t>(kChunk)) _exit(3);
+                                      }
+                                      fdatasync(fd);
+                                      close(fd);
+                                    });
+}
 
 class IoTest : public ::testing::Test {
  protected:
@@ -139,7 +108,8 @@ class IoTest : public ::testing::Test {
 
 TEST_F(IoTest, DirectWritesAreCountedExactly) {
   constexpr std::size_t kBytes = 32u << 20;
-  DirectWriter w(loop_->dev(), kBytes);
+  auto w = direct_writer(loop_->dev(), kBytes);
+  ASSERT_TRUE(w.ready());
   ASSERT_TRUE(io_->track("vm", w.pid()));
   ASSERT_TRUE(w.run());
   auto r = io_->read();
@@ -161,8 +131,9 @@ TEST_F(IoTest, DirectWritesAreCountedExactly) {
 }
 
 TEST_F(IoTest, UntrackedWriterIsNotCountedAndNothingLeaks) {
-  DirectWriter tracked(loop_->dev(), 1u << 20);
-  DirectWriter other(loop_->dev(), 8u << 20);
+  auto tracked = direct_writer(loop_->dev(), 1u << 20);
+  auto other = direct_writer(loop_->dev(), 8u << 20);
+  ASSERT_TRUE(tracked.ready() && other.ready());
   ASSERT_TRUE(io_->track("vm", tracked.pid()));
   ASSERT_TRUE(other.run());
   auto r = io_->read();
