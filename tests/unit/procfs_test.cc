@@ -91,14 +91,15 @@ TEST(ProcStat, MeminfoLoadavgPressureSchedstat) {
 }
 
 TEST(ProcStat, OwnProcessIsReadable) {
-  auto s = collectors::process_schedstat(static_cast<std::uint32_t>(getpid()));
+  auto s = collectors::process_schedstat_split(static_cast<std::uint32_t>(getpid()), {});
   ASSERT_TRUE(s) << s.error().message();
-  EXPECT_GT(s->run_ns, 0u);
+  EXPECT_GT(s->first.run_ns, 0u);
+  EXPECT_EQ(s->second.run_ns, s->first.run_ns) << "an empty subset means every thread";
   auto rss = collectors::process_rss_bytes(static_cast<std::uint32_t>(getpid()));
   ASSERT_TRUE(rss);
   EXPECT_GT(*rss, 0u);
   // A pid that cannot exist (above pid_max's hard limit of 2^22).
-  EXPECT_EQ(collectors::process_schedstat(1u << 23).error().code, Errc::kNotFound);
+  EXPECT_EQ(collectors::process_schedstat_split(1u << 23, {}).error().code, Errc::kNotFound);
 }
 
 TEST(Discovery, ExtraPidIsFound) {

@@ -132,34 +132,6 @@ Result<std::string> read_text_file(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-Result<SchedStat> process_schedstat(std::uint32_t pid, const std::vector<std::uint32_t>& tids) {
-  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
-  std::vector<std::uint32_t> all = tids;
-  if (all.empty()) {
-    DIR* d = opendir(dir.c_str());
-    if (d == nullptr) return make_error(Errc::kNotFound, "process " + std::to_string(pid) + " is gone");
-    while (dirent* e = readdir(d)) {
-      std::uint64_t tid = 0;
-      if (to_u64(e->d_name, tid)) all.push_back(static_cast<std::uint32_t>(tid));
-    }
-    closedir(d);
-  }
-  SchedStat sum;
-  bool any = false;
-  for (std::uint32_t tid : all) {
-    auto text = read_text_file(dir + "/" + std::to_string(tid) + "/schedstat");
-    if (!text) continue;  // the thread exited: skip it
-    auto s = parse_schedstat(*text);
-    if (!s) return s.error();
-    sum.run_ns += s->run_ns;
-    sum.wait_ns += s->wait_ns;
-    sum.pcount += s->pcount;
-    any = true;
-  }
-  if (!any) return make_error(Errc::kNotFound, "process " + std::to_string(pid) + " is gone");
-  return sum;
-}
-
 Result<std::pair<SchedStat, SchedStat>> process_schedstat_split(std::uint32_t pid,
                                                                 const std::vector<std::uint32_t>& subset) {
   const std::string dir = "/proc/" + std::to_string(pid) + "/task";

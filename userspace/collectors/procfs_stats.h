@@ -54,13 +54,10 @@ struct SchedStat {
 // Reads a whole (small) file; an error if it cannot be opened.
 [[nodiscard]] Result<std::string> read_text_file(const std::string& path);
 
-// Sums schedstat over `tids` of process `pid` (all its threads if empty).
-// A thread that exited meanwhile is skipped; the process gone is kNotFound.
-[[nodiscard]] Result<SchedStat> process_schedstat(std::uint32_t pid, const std::vector<std::uint32_t>& tids = {});
-
 // One pass over every thread of `pid`: the sum over all of them, and the
 // sum over `subset` (all of them again if `subset` is empty). For a VM:
 // CPU of the whole process, and the run-queue wait of its vCPU threads.
+// A thread that exited meanwhile is skipped; the process gone is kNotFound.
 [[nodiscard]] Result<std::pair<SchedStat, SchedStat>> process_schedstat_split(
     std::uint32_t pid, const std::vector<std::uint32_t>& subset);
 
