@@ -2,6 +2,8 @@
 // The constant-dirty-rate cost model (cost.h), the planner's default.
 #include "cost.h"
 
+#include "precopy.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -47,6 +49,62 @@ CostModel make_const_dirty_cost_model(double fallback_bw_bytes_per_s, double con
     c.bytes = static_cast<std::uint64_t>(sent + remaining);
     c.downtime_ms = remaining / bw * 1000.0;
     c.total_s = (sent + remaining) / bw;
+    return c;
+  };
+}
+
+CostModel make_precopy_cost_model(const PrecopyCostParams& p) {
+  return [p](const model::VmState& vm, const model::HostState& src, const model::HostState& dst) {
+    double bw = p.fallback_bw_bytes_per_s;
+    if (src.link_bw_bytes_per_s > 0 && dst.link_bw_bytes_per_s > 0) {
+      bw = std::min(src.link_bw_bytes_per_s, dst.link_bw_bytes_per_s);
+    } else if (src.link_bw_bytes_per_s > 0 || dst.link_bw_bytes_per_s > 0) {
+      bw = std::max(src.link_bw_bytes_per_s, dst.link_bw_bytes_per_s);
+    }
+    if (p.max_bw_bytes_per_s > 0) bw = std::min(bw, p.max_bw_bytes_per_s);
+    bw = std::max(bw, 1.0);
+
+    const double ram = static_cast<double>(vm.ram_bytes > 0 ? vm.ram_bytes : vm.rss_bytes);
+    const double touched = vm.rss_bytes > 0 ? std::min(static_cast<double>(vm.rss_bytes), ram) : ram;
+    const double page = p.page_bytes > 0 ? p.page_bytes : 4096;
+    predictor::Inputs in;
+    in.ram_bytes = ram;
+    in.nonzero_bytes = touched;
+    in.page_bytes = page;
+    in.bandwidth_bytes_per_s = bw;
+    in.downtime_limit_ms = p.downtime_limit_ms;
+    in.auto_converge = p.auto_converge;
+    const double ceiling = std::max(touched / page, 1.0);
+    std::vector<predictor::DirtyCurve::Point> pts;
+    for (const model::DirtyPoint& d : vm.dirty_curve) {
+      pts.push_back({static_cast<double>(d.tau.count()) / 1e9, static_cast<double>(d.bytes) / page});
+    }
+    if (pts.empty() && vm.dirty_bytes_per_s > 0) pts.push_back({1.0, vm.dirty_bytes_per_s / page});
+    if (!pts.empty()) {
+      auto curve = predictor::DirtyCurve::make(std::move(pts), ceiling);
+      // A curve the predictor rejects (e.g. decreasing points from two
+      // windows) falls back to the mean rate, which is always valid.
+      if (!curve && vm.dirty_bytes_per_s > 0) {
+        curve = predictor::DirtyCurve::make({{1.0, vm.dirty_bytes_per_s / page}}, ceiling);
+      }
+      if (curve) in.dirty = std::move(*curve);
+    }
+    MigrationCost c;
+    c.model = "precopy";
+    auto pr = predictor::predict_precopy(in);
+    if (!pr) {
+      // Inputs out of the predictor's domain (e.g. zero RAM): a move we
+      // cannot cost is never planned.
+      c.converges = false;
+      return c;
+    }
+    c.converges = pr->converges;
+    c.total_s = pr->total_s;
+    c.downtime_ms = pr->downtime_ms;
+    c.bytes = static_cast<std::uint64_t>(pr->bytes);
+    c.passes = static_cast<std::uint64_t>(pr->passes);
+    c.need_bw_bytes_per_s = pr->need_bandwidth_bytes_per_s;
+    c.need_throttle_pct = pr->need_throttle_pct;
     return c;
   };
 }

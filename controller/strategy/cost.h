@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "cluster.h"
@@ -21,6 +22,9 @@ struct MigrationCost {
   std::uint64_t passes = 0;
   bool converges = true;  // a move that is predicted not to converge is never planned
   std::string model;      // which model produced it, e.g. "const-dirty" or "precopy"
+  // For a move that does not converge: what would make it (precopy model).
+  std::optional<double> need_bw_bytes_per_s;
+  std::optional<double> need_throttle_pct;
   bool operator==(const MigrationCost&) const = default;
 };
 
@@ -37,5 +41,21 @@ using CostModel =
 // downtime limit in a handful of passes).
 [[nodiscard]] CostModel make_const_dirty_cost_model(double fallback_bw_bytes_per_s = 1.25e9,
                                                     double converge_ratio = 0.8);
+
+// Parameters of the pre-copy predictor as the controller runs it.
+struct PrecopyCostParams {
+  double fallback_bw_bytes_per_s = 1.25e9;  // link speed when no agent reports one (10 GbE)
+  double max_bw_bytes_per_s = 0;            // the migration's max-bandwidth cap; 0 = none
+  double downtime_limit_ms = 300;           // QEMU's default downtime-limit
+  bool auto_converge = false;
+  double page_bytes = 4096;
+};
+
+// The DESIGN.md predictor (controller/predictor/precopy.h) as the planner's
+// cost: QEMU's pre-copy loop over the VM's measured dirty curve D(tau) (or,
+// with only a rate known, a constant-rate curve), pass 0 sending the
+// touched RAM (rss), bandwidth = the slower host's link, capped by
+// max_bw. model = "precopy".
+[[nodiscard]] CostModel make_precopy_cost_model(const PrecopyCostParams& p = {});
 
 }  // namespace vmtide::strategy

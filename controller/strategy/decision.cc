@@ -41,6 +41,10 @@ wire::Decision to_decision(const PlannedMove& move, const Plan& plan, wire::Mode
   p.bytes = move.cost.bytes;
   p.passes = move.cost.passes;
   p.converges = move.cost.converges;
+  if (move.cost.need_bw_bytes_per_s) p.need_bw_bps = static_cast<std::uint64_t>(*move.cost.need_bw_bytes_per_s * 8.0);
+  if (move.cost.need_throttle_pct) {
+    p.need_throttle_pct = static_cast<std::uint32_t>(std::clamp(*move.cost.need_throttle_pct, 0.0, 100.0));
+  }
   d.predict = p;
   d.candidates = to_wire(move.candidates);
   d.detail = plan.strategy_reason;

@@ -60,7 +60,7 @@ Publisher::Publisher(zmq::socket_t sock, PublisherOptions opts, std::string endp
 
 std::uint64_t Publisher::uptime_ns() const { return mono_now_ns() - start_mono_ns_; }
 
-bool Publisher::publish(wire::Message::Body body, std::uint64_t interval_ns) {
+bool Publisher::publish(wire::Message::Body body, std::uint64_t interval_ns, wire::Message* stamped) {
   wire::Message m;
   m.env.host = opts_.host;
   m.env.epoch = epoch_;
@@ -69,6 +69,7 @@ bool Publisher::publish(wire::Message::Body body, std::uint64_t interval_ns) {
   m.env.mono_ns = mono_now_ns();
   m.env.interval_ns = interval_ns;
   m.body = std::move(body);
+  if (stamped != nullptr) *stamped = m;
   // The seq is consumed even if the message is dropped: subscribers see
   // the gap and count the loss.
   ++seq_;

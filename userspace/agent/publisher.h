@@ -31,7 +31,9 @@ class Publisher {
   [[nodiscard]] static Result<std::unique_ptr<Publisher>> create(zmq::context_t& ctx, PublisherOptions opts);
 
   // Sends one message; false if the socket refused it (counted in dropped()).
-  bool publish(wire::Message::Body body, std::uint64_t interval_ns);
+  // `stamped`, when given, receives the message as sent (envelope filled),
+  // e.g. for the controller's decision log.
+  bool publish(wire::Message::Body body, std::uint64_t interval_ns, wire::Message* stamped = nullptr);
 
   // Reads pending subscription frames; returns how many subscribers joined.
   int poll_subscriptions();

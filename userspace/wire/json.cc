@@ -180,4 +180,10 @@ std::string to_json(const Message& m) {
   return std::move(w).take();
 }
 
+std::string json_string(std::string_view s) {
+  JsonWriter w;
+  w.value(std::string(s));
+  return std::move(w).take();
+}
+
 }  // namespace vmtide::wire

@@ -60,6 +60,10 @@ struct Topic {
 // floats (which the decoder never produces) render as null.
 [[nodiscard]] std::string to_json(const Message& m);
 
+// `s` as a JSON string literal, quotes included, escaped as to_json does
+// (for other JSON documents the tools print).
+[[nodiscard]] std::string json_string(std::string_view s);
+
 // Views a std::string / zmq frame as the decoder's input.
 inline std::span<const std::uint8_t> as_bytes(std::string_view s) noexcept {
   return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};

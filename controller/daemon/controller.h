@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: Apache-2.0
+// The controller's brain without its sockets: messages in, decision records
+// out. It owns the model builder, the planner's history and the cost model,
+// runs a round at the time it is given, and answers the control queries
+// (`vmtide plan`, `vmtide predict --vm`). The daemon (main.cc) moves bytes
+// between this and ZeroMQ and the decision log; tests drive it directly.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "builder.h"
+#include "controller_config.h"
+#include "planner.h"
+#include "vmtide/result.h"
+#include "vmtide/wire/messages.h"
+
+namespace vmtide::controller {
+
+struct ControllerCounters {
+  std::uint64_t rounds = 0;
+  std::uint64_t round_errors = 0;
+  std::uint64_t decisions = 0;  // published (after deduplication)
+  std::uint64_t recommended = 0;
+  std::uint64_t skipped = 0;
+  std::uint64_t repeats_suppressed = 0;
+};
+
+class Controller {
+ public:
+  // `id_base` makes decision ids unique across restarts (e.g. the start
+  // time as 20261201T103100); ids are "d-<id_base>-<n>".
+  Controller(ControllerConfig cfg, std::string id_base);
+
+  void on_message(const wire::Message& m, model::TimeNs now) { builder_.on_message(m, now); }
+
+  // One decision round at `now`: the model, the plan, and the decision
+  // records to publish and log. In recommend mode nothing moves, so the
+  // planner's per-VM and per-host move history is not committed (the next
+  // round sees the same cluster and would recommend the same move), and a
+  // recommendation or skip already published is repeated only when it
+  // changes or after repeat_after. Observe mode returns no decisions.
+  [[nodiscard]] Result<std::vector<wire::Decision>> round(model::TimeNs now);
+
+  // What a round at `now` would plan, committing nothing.
+  [[nodiscard]] Result<strategy::Plan> dry_run(model::TimeNs now) const;
+
+  // Control-socket answers, one JSON document each (docs/controller.md).
+  [[nodiscard]] std::string plan_json(model::TimeNs now) const;
+  [[nodiscard]] std::string predict_json(std::string_view vm, model::TimeNs now) const;
+  [[nodiscard]] std::string health_json(model::TimeNs now) const;
+  // Dispatches a control request ("plan", "health", "predict VM").
+  [[nodiscard]] std::string handle_control(std::string_view request, model::TimeNs now) const;
+
+  // Applies a reloaded configuration (the daemon checks endpoints itself).
+  void reconfigure(ControllerConfig cfg);
+
+  void prune(model::TimeNs now) { builder_.prune(now); }
+
+  [[nodiscard]] const ControllerConfig& config() const noexcept { return cfg_; }
+  [[nodiscard]] const model::ModelBuilder& builder() const noexcept { return builder_; }
+  [[nodiscard]] const ControllerCounters& counters() const noexcept { return counters_; }
+  [[nodiscard]] const strategy::PlannerState& planner_state() const noexcept { return state_; }
+
+  // How long an unchanged recommendation stays quiet before it is repeated.
+  std::chrono::nanoseconds repeat_after = std::chrono::minutes{5};
+
+ private:
+  [[nodiscard]] std::string next_id();
+  // True when this decision should be published now (not a repeat).
+  bool fresh(const wire::Decision& d, model::TimeNs now);
+
+  ControllerConfig cfg_;
+  std::string id_base_;
+  std::uint64_t next_ = 1;
+  model::ModelBuilder builder_;
+  strategy::CostModel cost_;
+  strategy::PlannerState state_;
+  struct Last {
+    std::string key;
+    model::TimeNs at{0};
+  };
+  std::map<std::string, Last, std::less<>> last_;  // by source host (or VM for maintenance)
+  ControllerCounters counters_;
+};
+
+}  // namespace vmtide::controller

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: Apache-2.0
+// The controller's SUB side (ingest.h).
+#include "ingest.h"
+
+#include "vmtide/wire/zmq_io.h"
+
+namespace vmtide::controller {
+
+Result<std::unique_ptr<Ingest>> Ingest::create(zmq::context_t& ctx, const std::vector<std::string>& endpoints,
+                                               const wire::DecodeLimits& limits) {
+  try {
+    zmq::socket_t sock(ctx, zmq::socket_type::sub);
+    sock.set(zmq::sockopt::linger, 0);
+    sock.set(zmq::sockopt::rcvhwm, 100000);
+    sock.set(zmq::sockopt::heartbeat_ivl, 1000);
+    sock.set(zmq::sockopt::heartbeat_timeout, 3000);
+    if (Status st = wire::apply_limits(sock, limits); !st) return st.error();
+    // Agents' kinds only: a decision stream connected by mistake is not input.
+    for (const char* kind : {"vm", "host", "hb"}) {
+      sock.set(zmq::sockopt::subscribe, std::string(wire::kTopicPrefix) + kind + ".");
+    }
+    for (const auto& e : endpoints) {
+      try {
+        sock.connect(e);
+      } catch (const zmq::error_t& err) {
+        return make_error(Errc::kTransport, "cannot connect to agent endpoint '" + e + "': " + err.what());
+      }
+    }
+    return std::unique_ptr<Ingest>(new Ingest(std::move(sock), limits));
+  } catch (const zmq::error_t& err) {
+    return make_error(Errc::kTransport, std::string("ingest socket: ") + err.what());
+  }
+}
+
+std::size_t Ingest::poll(int timeout_ms, const Handler& on) {
+  std::size_t n = 0;
+  zmq::pollitem_t item{sock_.handle(), 0, ZMQ_POLLIN, 0};
+  try {
+    if (zmq::poll(&item, 1, std::chrono::milliseconds{timeout_ms}) <= 0) return 0;
+  } catch (const zmq::error_t& e) {
+    if (e.num() != EINTR) last_error_ = e.what();
+    return 0;
+  }
+  // Drain what is queued, bounded so a flood cannot starve the round timer.
+  for (int i = 0; i < 100000; ++i) {
+    auto r = wire::recv_message(sock_, zmq::recv_flags::dontwait, limits_);
+    if (!r && r.error().code == Errc::kTransport) {
+      last_error_ = r.error().message();
+      break;
+    }
+    if (!r) {
+      ++malformed_;
+      ++by_reason_[std::string(errc_name(r.error().code))];
+      last_error_ = r.error().message();
+      continue;
+    }
+    if (!*r) break;
+    ++received_;
+    ++n;
+    on(**r);
+  }
+  return n;
+}
+
+}  // namespace vmtide::controller

@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: Apache-2.0
+// Strict TOML reading shared by the agent's and the controller's config
+// files: every error names the file and line, unknown keys and sections are
+// errors (a typo never falls back to a default silently), and toml++'s
+// exceptions stop here. Include only where toml++ is linked.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include "vmtide/result.h"
+
+namespace vmtide::tomlcfg {
+
+inline std::string where(const std::string& source, const toml::node& n) {
+  const auto& b = n.source().begin;
+  return source + ":" + std::to_string(b.line) + ": ";
+}
+
+inline std::string join(const std::set<std::string>& names) {
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+  return list;
+}
+
+// Parses TOML text; a syntax error becomes kInvalidArgument "source:line: ...".
+inline Result<toml::table> parse(std::string_view text, const std::string& source) {
+  try {
+    return toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    return make_error(Errc::kInvalidArgument,
+                      source + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
+  }
+}
+
+// Rejects top-level keys of `root` that are not in `known`.
+inline Status check_sections(const toml::table& root, const std::string& source, const std::set<std::string>& known) {
+  for (const auto& [k, v] : root) {
+    if (known.count(std::string(k.str())) == 0) {
+      return make_error(Errc::kInvalidArgument, where(source, v) + "unknown section [" + std::string(k.str()) +
+                                                    "] (known: " + join(known) + ")");
+    }
+  }
+  return {};
+}
+
+// Calls `set(key, node)` for each key of table `tbl` (named `section` in
+// errors), rejecting keys not in `known`.
+inline Status walk_table(const toml::table& tbl, const std::string& source, const std::string& section,
+                         const std::set<std::string>& known,
+                         const std::function<Status(const std::string&, const toml::node&)>& set) {
+  for (const auto& [k, v] : tbl) {
+    const std::string key(k.str());
+    if (known.count(key) == 0) {
+      return make_error(Errc::kInvalidArgument, where(source, v) + "unknown key '" + key + "' in [" + section +
+                                                    "] (known: " + join(known) + ")");
+    }
+    if (Status st = set(key, v); !st) return st;
+  }
+  return {};
+}
+
+// walk_table() on root[section]; a missing section is fine.
+inline Status walk(const toml::table& root, const std::string& source, const std::string& section,
+                   const std::set<std::string>& known,
+                   const std::function<Status(const std::string&, const toml::node&)>& set) {
+  const toml::node* t = root.get(section);
+  if (t == nullptr) return {};
+  const toml::table* tbl = t->as_table();
+  if (tbl == nullptr) return make_error(Errc::kInvalidArgument, where(source, *t) + "[" + section + "] must be a table");
+  return walk_table(*tbl, source, section, known, set);
+}
+
+inline Status type_error(const std::string& source, const toml::node& n, const std::string& key, const char* want) {
+  return make_error(Errc::kInvalidArgument, where(source, n) + "'" + key + "' must be " + want);
+}
+
+inline Status get(const std::string& src, const toml::node& n, const std::string& key, std::string* out) {
+  if (auto v = n.value<std::string>(); v && n.is_string()) {
+    *out = *v;
+    return {};
+  }
+  return type_error(src, n, key, "a string");
+}
+inline Status get(const std::string& src, const toml::node& n, const std::string& key, double* out) {
+  if (n.is_floating_point() || n.is_integer()) {
+    *out = *n.value<double>();
+    return {};
+  }
+  return type_error(src, n, key, "a number");
+}
+inline Status get(const std::string& src, const toml::node& n, const std::string& key, bool* out) {
+  if (n.is_boolean()) {
+    *out = *n.value<bool>();
+    return {};
+  }
+  return type_error(src, n, key, "true or false");
+}
+inline Status get(const std::string& src, const toml::node& n, const std::string& key, int* out) {
+  if (n.is_integer()) {
+    *out = static_cast<int>(*n.value<std::int64_t>());
+    return {};
+  }
+  return type_error(src, n, key, "an integer");
+}
+inline Status get(const std::string& src, const toml::node& n, const std::string& key, std::vector<std::string>* out) {
+  const toml::array* a = n.as_array();
+  if (a == nullptr) return type_error(src, n, key, "an array of strings");
+  out->clear();
+  for (const auto& e : *a) {
+    if (!e.is_string()) return type_error(src, e, key, "an array of strings");
+    out->push_back(*e.value<std::string>());
+  }
+  return {};
+}
+
+}  // namespace vmtide::tomlcfg
