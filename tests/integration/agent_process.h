@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The real vmtide-agent binary as a child of a test: its log (stderr) on a
+// The real vmtide-agent (or vmtide-controller) binary as a child of a test: its log (stderr) on a
 // pipe, the endpoint it bound read from that log, and a kill that never
 // signals pid 0 or -1.
 #pragma once
@@ -54,11 +54,22 @@ class AgentProcess {
   // Reads the log until the line naming the bound endpoint.
   std::optional<std::string> endpoint() {
     static const std::regex re("publishing on (tcp://[0-9.]+:[0-9]+)");
+    auto m = wait_for(re);
+    if (!m) return std::nullopt;
+    return (*m)[1];
+  }
+  // Reads the log until a line matches `re`; the match and its groups, or
+  // nullopt when the process closed its stderr (exited) first.
+  std::optional<std::vector<std::string>> wait_for(const std::regex& re) {
     char line[4096];
     while (fgets(line, sizeof line, err_) != nullptr) {
       log += line;
       std::cmatch m;
-      if (std::regex_search(line, m, re)) return m[1].str();
+      if (std::regex_search(line, m, re)) {
+        std::vector<std::string> groups;
+        for (const auto& g : m) groups.push_back(g.str());
+        return groups;
+      }
     }
     return std::nullopt;
   }

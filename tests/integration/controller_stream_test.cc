@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: Apache-2.0
+// The real vmtide-controller against two test publishers over TCP on
+// 127.0.0.1 (the agents' own Publisher class: real envelopes, seq, epoch)
+// with skewed load: in recommend mode it publishes the expected decision on
+// its decision stream and appends it to its log; its control socket answers
+// plan and health; malformed messages from a third publisher are counted
+// and change nothing; a host that goes silent turns stale.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "agent_process.h"
+#include "publisher.h"
+#include "vmtide/wire/zmq_io.h"
+
+namespace vmtide {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using testsupport::AgentProcess;
+
+constexpr std::uint64_t kTick = 100'000'000ULL;  // 100 ms: a fast agent
+
+// One fake agent: a real Publisher and the load it reports.
+struct FakeHost {
+  std::unique_ptr<agent::Publisher> pub;
+  double load = 0;
+  std::vector<std::pair<std::string, double>> vms;  // id, cores
+  bool alive = true;
+
+  void tick() {
+    if (!alive) return;
+    wire::HostSample h;
+    h.cpus = 8;
+    h.cpu_busy_ns = static_cast<std::uint64_t>(load * 8 * kTick);
+    h.mem_total_bytes = 64ULL << 30;
+    h.mem_avail_bytes = 48ULL << 30;
+    h.link_bps = 10'000'000'000ULL;
+    pub->publish(h, kTick);
+    for (const auto& [id, cores] : vms) {
+      wire::VmSample v;
+      v.id = id;
+      v.name = "vm-" + id;
+      v.vcpus = 4;
+      v.cpu_ns = static_cast<std::uint64_t>(cores * kTick);
+      v.ram_bytes = 2ULL << 30;
+      v.rss_bytes = 1ULL << 30;
+      v.dirty = wire::Dirty{wire::DirtySource::kQemu, 2'000'000'000ULL, 4000, 4096, {}};
+      pub->publish(v, kTick);
+    }
+    pub->publish(wire::Heartbeat{}, 0);
+  }
+};
+
+class ControllerStream : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("vmtide-ctl-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir_);
+    for (const char* name : {"kvm1", "kvm2"}) {
+      auto p = agent::Publisher::create(ctx_, {.endpoint = "tcp://127.0.0.1:*", .host = name, .sndhwm = 10000});
+      ASSERT_TRUE(p) << p.error().message();
+      hosts_.push_back(FakeHost{std::move(*p)});
+    }
+    hosts_[0].load = 0.95;
+    hosts_[0].vms = {{"big", 3.0}, {"mid", 2.0}, {"small", 1.5}, {"tiny", 1.0}};
+    hosts_[1].load = 0.10;
+    hosts_[1].vms = {{"idle", 0.5}};
+    // A third "agent" that sends garbage.
+    bad_.emplace(ctx_, zmq::socket_type::pub);
+    bad_->set(zmq::sockopt::linger, 0);
+    bad_->bind("tcp://127.0.0.1:*");
+    bad_endpoint_ = bad_->get(zmq::sockopt::last_endpoint);
+
+    log_ = (dir_ / "decisions.jsonl").string();
+    const std::string cfg = (dir_ / "controller.toml").string();
+    std::ofstream(cfg) << "[controller]\nround_interval = 0.3\nname = \"ctl\"\n"
+                       << "[agents]\nendpoints = [\"" << hosts_[0].pub->endpoint() << "\", \""
+                       << hosts_[1].pub->endpoint() << "\", \"" << bad_endpoint_ << "\"]\n"
+                       << "[publish]\nendpoint = \"tcp://127.0.0.1:*\"\n"
+                       << "[control]\nendpoint = \"tcp://127.0.0.1:*\"\n"
+                       << "[log]\ndecisions = \"" << log_ << "\"\n"
+                       << "[model]\nsmoothing = 0.5\nmin_stale_after = 0.5\n"
+                       << "[balance]\nhot_sustain = 1.0\ncold_sustain = 1.0\n";
+    ctl_.emplace(std::vector<std::string>{std::string(VMTIDE_BINARY_DIR) + "/bin/vmtide-controller", "-c", cfg});
+    auto m = ctl_->wait_for(std::regex("decisions on (tcp://[0-9.]+:[0-9]+).*control (tcp://[0-9.]+:[0-9]+)"));
+    ASSERT_TRUE(m) << "the controller did not start; its log:\n" << ctl_->log;
+    decisions_endpoint_ = (*m)[1];
+    control_endpoint_ = (*m)[2];
+    sub_.emplace(ctx_, zmq::socket_type::sub);
+    sub_->set(zmq::sockopt::subscribe, "vmtide.v1.");
+    sub_->connect(decisions_endpoint_);
+  }
+
+  void TearDown() override {
+    ctl_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  // Publishes a tick on every fake host, then reads the decision stream for
+  // up to one tick; returns what arrived.
+  std::vector<wire::Message> step() {
+    for (auto& h : hosts_) h.tick();
+    std::vector<wire::Message> got;
+    const auto until = Clock::now() + std::chrono::nanoseconds{kTick};
+    while (Clock::now() < until) {
+      zmq::pollitem_t item{sub_->handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, 20ms);
+      if (!(item.revents & ZMQ_POLLIN)) continue;
+      auto r = wire::recv_message(*sub_, zmq::recv_flags::dontwait);
+      if (r && *r) got.push_back(std::move(**r));
+    }
+    return got;
+  }
+
+  std::string ask(const std::string& request) {
+    zmq::socket_t req(ctx_, zmq::socket_type::req);
+    req.set(zmq::sockopt::linger, 0);
+    req.set(zmq::sockopt::rcvtimeo, 5000);
+    req.connect(control_endpoint_);
+    req.send(zmq::buffer(request));
+    zmq::message_t answer;
+    if (!req.recv(answer)) return "(no answer within 5 s)";
+    return answer.to_string();
+  }
+
+  zmq::context_t ctx_;
+  std::filesystem::path dir_;
+  std::vector<FakeHost> hosts_;
+  std::optional<zmq::socket_t> bad_;
+  std::string bad_endpoint_;
+  std::string log_;
+  std::optional<AgentProcess> ctl_;
+  std::string decisions_endpoint_, control_endpoint_;
+  std::optional<zmq::socket_t> sub_;
+};
+
+TEST_F(ControllerStream, RecommendsTheExpectedMoveAndLogsIt) {
+  std::optional<wire::Decision> decision;
+  const auto deadline = Clock::now() + 30s;
+  while (!decision && Clock::now() < deadline) {
+    for (auto& m : step()) {
+      if (auto* d = std::get_if<wire::Decision>(&m.body); d && d->outcome == wire::Outcome::kRecommended) {
+        decision = *d;
+        EXPECT_EQ(m.env.host, "ctl");
+      }
+    }
+  }
+  ASSERT_TRUE(decision) << "no decision within 30 s; controller log:\n" << ctl_->log;
+  EXPECT_EQ(decision->mode, wire::Mode::kRecommend);
+  EXPECT_EQ(decision->src, "kvm1");
+  EXPECT_EQ(decision->dst, "kvm2");
+  // Equal cost for every VM (same RAM and dirty rate): the biggest demand
+  // balances best, 0.95 - 3/8 vs 0.10 + 3/8.
+  EXPECT_EQ(decision->vm, "big");
+  ASSERT_TRUE(decision->predict);
+  EXPECT_TRUE(decision->predict->converges);
+  EXPECT_FALSE(decision->candidates.empty());
+
+  // The same record, as one JSON line, in the log.
+  std::ifstream in(log_);
+  std::string line, found;
+  while (std::getline(in, line)) {
+    if (line.find("\"id\":\"" + decision->id + "\"") != std::string::npos) found = line;
+  }
+  ASSERT_FALSE(found.empty()) << "decision " << decision->id << " not in " << log_;
+  EXPECT_NE(found.find("\"kind\":\"decision\""), std::string::npos);
+  EXPECT_NE(found.find("\"vm\":\"big\""), std::string::npos);
+
+  // vmtide plan's query: the next round would do the same.
+  const std::string plan = ask("plan");
+  EXPECT_NE(plan.find("\"vm\":\"big\""), std::string::npos) << plan;
+  const std::string health = ask("health");
+  EXPECT_NE(health.find("\"name\":\"kvm1\",\"stale\":false"), std::string::npos) << health;
+  EXPECT_NE(health.find("\"name\":\"kvm2\",\"stale\":false"), std::string::npos) << health;
+}
+
+TEST_F(ControllerStream, MalformedMessagesAreCountedAndChangeNothing) {
+  // Let the controller's SUB connect to the bad publisher: wait for the
+  // first heartbeat of the decision stream.
+  std::optional<wire::Heartbeat> hb;
+  for (int i = 0; i < 100 && !hb; ++i) {
+    for (auto& m : step()) {
+      if (auto* h = std::get_if<wire::Heartbeat>(&m.body)) hb = *h;
+    }
+  }
+  ASSERT_TRUE(hb) << ctl_->log;
+  const std::uint64_t before = hb->errors;
+  // Garbage under valid topics: not msgpack, wrong kind, three frames.
+  const auto deadline = Clock::now() + 20s;
+  std::uint64_t errors = before;
+  while (errors < before + 3 && Clock::now() < deadline) {
+    bad_->send(zmq::str_buffer("vmtide.v1.vm.evil"), zmq::send_flags::sndmore);
+    bad_->send(zmq::str_buffer("\xc1garbage"));
+    bad_->send(zmq::str_buffer("vmtide.v1.host.evil"), zmq::send_flags::sndmore);
+    bad_->send(zmq::str_buffer("x"), zmq::send_flags::sndmore);
+    bad_->send(zmq::str_buffer("y"));
+    for (auto& m : step()) {
+      if (auto* h = std::get_if<wire::Heartbeat>(&m.body)) errors = h->errors;
+    }
+  }
+  EXPECT_GE(errors, before + 3) << "the controller did not count malformed input; its log:\n" << ctl_->log;
+  EXPECT_EQ(kill(ctl_->pid, 0), 0) << "the controller died";
+  // The evil host never entered the model.
+  const std::string health = ask("health");
+  EXPECT_EQ(health.find("evil"), std::string::npos) << health;
+  EXPECT_NE(health.find("kvm1"), std::string::npos) << health;
+}
+
+TEST_F(ControllerStream, ASilentHostTurnsStale) {
+  for (int i = 0; i < 20; ++i) step();
+  ASSERT_NE(ask("health").find("\"name\":\"kvm2\",\"stale\":false"), std::string::npos);
+  hosts_[1].alive = false;
+  std::string health;
+  const auto deadline = Clock::now() + 10s;
+  while (Clock::now() < deadline) {
+    step();
+    health = ask("health");
+    if (health.find("\"name\":\"kvm2\",\"stale\":true") != std::string::npos) break;
+  }
+  EXPECT_NE(health.find("\"name\":\"kvm2\",\"stale\":true,\"stale_reason\":\"silent for"), std::string::npos)
+      << health;
+  // Nothing is ever planned onto it.
+  EXPECT_EQ(ask("plan").find("\"dst\":\"kvm2\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vmtide
