@@ -18,23 +18,18 @@ constexpr nanoseconds kBucket = std::chrono::seconds{1};
 
 double seconds(nanoseconds d) { return static_cast<double>(d.count()) / 1e9; }
 
-std::string vm_key(std::string_view host, std::string_view id) {
-  std::string k;
-  k.reserve(host.size() + 1 + id.size());
-  k.append(host).push_back('\0');
-  k.append(id);
-  return k;
-}
-
 }  // namespace
 
 ModelBuilder::Host& ModelBuilder::host_for(const wire::Envelope& env) {
-  auto it = hosts_.find(env.host);
-  if (it == hosts_.end()) {
-    it = hosts_.emplace(env.host, Host{}).first;
-    it->second.h.name = env.host;
+  if (last_host_ == nullptr || last_host_->h.name != env.host) {
+    auto it = hosts_.find(env.host);
+    if (it == hosts_.end()) {
+      it = hosts_.emplace(env.host, Host{}).first;
+      it->second.h.name = env.host;
+    }
+    last_host_ = &it->second;
   }
-  Host& h = it->second;
+  Host& h = *last_host_;
   if (h.h.epochs_seen == 0 || env.epoch != h.h.epoch) {
     // First contact or a restart: sequence numbers start over. Smoothed
     // values are kept (the machine did not change), the sample count that
@@ -111,7 +106,7 @@ void ModelBuilder::on_host(Host& h, const wire::Envelope& env, const wire::HostS
 }
 
 void ModelBuilder::on_vm(Host& h, const wire::Envelope& env, const wire::VmSample& s, TimeNs now) {
-  auto [it, inserted] = vms_.try_emplace(vm_key(h.h.name, s.id));
+  auto [it, inserted] = h.vms.try_emplace(s.id);
   Vm& v = it->second;
   if (inserted) {
     v.id = s.id;
@@ -169,10 +164,14 @@ std::string ModelBuilder::stale_reason(const Host& h, TimeNs now) const {
   return {};
 }
 
-bool ModelBuilder::vm_expired(const Vm& v, TimeNs now) const {
-  auto it = hosts_.find(v.host);
-  const nanoseconds interval =
-      it != hosts_.end() && it->second.h.interval.count() > 0 ? it->second.h.interval : kDefaultInterval;
+std::size_t ModelBuilder::vm_count() const noexcept {
+  std::size_t n = 0;
+  for (const auto& [name, h] : hosts_) n += h.vms.size();
+  return n;
+}
+
+bool ModelBuilder::vm_expired(const Host& h, const Vm& v, TimeNs now) const {
+  const nanoseconds interval = h.h.interval.count() > 0 ? h.h.interval : kDefaultInterval;
   const auto limit = std::max(cfg_.min_stale_after,
                               nanoseconds{static_cast<std::int64_t>(cfg_.vm_expiry_intervals * static_cast<double>(interval.count()))});
   return now - v.last_seen > limit;
@@ -193,24 +192,36 @@ std::vector<HostHealth> ModelBuilder::health(TimeNs now) const {
 ClusterModel ModelBuilder::snapshot(TimeNs now, const Overrides& ov) const {
   ClusterModel m;
   m.now = now;
-  // Which copy of each VM id is current: the one reported last.
-  std::map<std::string_view, const Vm*> current;
-  for (const auto& [key, v] : vms_) {
-    if (vm_expired(v, now)) continue;
-    auto hit = hosts_.find(v.host);
-    if (hit == hosts_.end() || hit->second.cpus == 0) continue;  // no host sample yet: not in the model
-    auto [it, inserted] = current.try_emplace(v.id, &v);
-    if (!inserted && v.last_seen > it->second->last_seen) it->second = &v;
-  }
-  std::map<std::string_view, double> steal_by_host;
-  for (const auto& [id, v] : current) steal_by_host[v->host] += v->steal.value;
-
+  // Which copy of each VM id is current: the one reported last. Hosts
+  // without a host sample are not in the model, nor are their VMs.
+  std::unordered_map<std::string_view, const Vm*> current;
   for (const auto& [name, h] : hosts_) {
     if (h.cpus == 0) continue;
+    for (const auto& [id, v] : h.vms) {
+      if (vm_expired(h, v, now)) continue;
+      auto [it, inserted] = current.try_emplace(v.id, &v);
+      if (!inserted && (v.last_seen > it->second->last_seen ||
+                        (v.last_seen == it->second->last_seen && v.host > it->second->host))) {
+        it->second = &v;
+      }
+    }
+  }
+  std::vector<const Vm*> mine;
+  for (const auto& [name, h] : hosts_) {
+    if (h.cpus == 0) continue;
+    mine.clear();
+    double steal_cores = 0;
+    for (const auto& [id, v] : h.vms) {
+      auto it = current.find(v.id);
+      if (it == current.end() || it->second != &v) continue;
+      mine.push_back(&v);
+      steal_cores += v.steal.value;
+    }
+    // Stable output: hosts in name order, their VMs in id order.
+    std::sort(mine.begin(), mine.end(), [](const Vm* a, const Vm* b) { return a->id < b->id; });
     HostState hs;
     hs.name = name;
     hs.cpus = h.cpus;
-    const double steal_cores = steal_by_host.contains(name) ? steal_by_host[name] : 0.0;
     hs.steal_frac = steal_cores / h.cpus;
     hs.cpu_load_frac = h.busy.value + hs.steal_frac;
     hs.mem_total_bytes = h.mem_total;
@@ -223,48 +234,46 @@ ClusterModel ModelBuilder::snapshot(TimeNs now, const Overrides& ov) const {
       hs.tags = o->second.tags;
     }
     m.hosts.push_back(std::move(hs));
-  }
-  for (const auto& [key, v] : vms_) {
-    auto it = current.find(v.id);
-    if (it == current.end() || it->second != &v) continue;
-    VmState vs;
-    vs.id = v.id;
-    vs.name = v.name;
-    vs.host = v.host;
-    vs.vcpus = v.vcpus;
-    vs.cpu_used_cores = v.used.value;
-    vs.steal_cores = v.steal.value;
-    vs.ram_bytes = v.ram;
-    vs.rss_bytes = v.rss;
-    vs.dirty_bytes_per_s = v.dirty_bps;
-    vs.dirty_curve = v.curve;
-    auto o = ov.vms.find(v.name);
-    if (o == ov.vms.end()) o = ov.vms.find(v.id);
-    if (o != ov.vms.end()) {
-      vs.tags = o->second.tags;
-      vs.affinity_group = o->second.affinity_group;
-      vs.anti_affinity_groups = o->second.anti_affinity_groups;
+    for (const Vm* v : mine) {
+      VmState vs;
+      vs.id = v->id;
+      vs.name = v->name;
+      vs.host = v->host;
+      vs.vcpus = v->vcpus;
+      vs.cpu_used_cores = v->used.value;
+      vs.steal_cores = v->steal.value;
+      vs.ram_bytes = v->ram;
+      vs.rss_bytes = v->rss;
+      vs.dirty_bytes_per_s = v->dirty_bps;
+      vs.dirty_curve = v->curve;
+      auto o = ov.vms.find(v->name);
+      if (o == ov.vms.end()) o = ov.vms.find(v->id);
+      if (o != ov.vms.end()) {
+        vs.tags = o->second.tags;
+        vs.affinity_group = o->second.affinity_group;
+        vs.anti_affinity_groups = o->second.anti_affinity_groups;
+      }
+      m.vms.push_back(std::move(vs));
     }
-    m.vms.push_back(std::move(vs));
   }
   return m;
 }
 
 void ModelBuilder::prune(TimeNs now, std::chrono::nanoseconds forget_after) {
+  last_host_ = nullptr;
   for (auto it = hosts_.begin(); it != hosts_.end();) {
     if (now - it->second.h.last_seen > forget_after) {
+      counters_.vms_expired += it->second.vms.size();
       it = hosts_.erase(it);
-    } else {
-      ++it;
+      continue;
     }
-  }
-  for (auto it = vms_.begin(); it != vms_.end();) {
-    if (!hosts_.contains(it->second.host) || vm_expired(it->second, now)) {
-      ++counters_.vms_expired;
-      it = vms_.erase(it);
-    } else {
-      ++it;
-    }
+    Host& h = it->second;
+    std::erase_if(h.vms, [&](const auto& kv) {
+      const bool gone = vm_expired(h, kv.second, now);
+      counters_.vms_expired += gone ? 1 : 0;
+      return gone;
+    });
+    ++it;
   }
 }
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "cluster.h"
@@ -84,6 +85,11 @@ struct Overrides {
 class ModelBuilder {
  public:
   explicit ModelBuilder(BuilderConfig cfg = {}) : cfg_(cfg) {}
+  // Not copyable (it caches a pointer into its own host map); movable.
+  ModelBuilder(const ModelBuilder&) = delete;
+  ModelBuilder& operator=(const ModelBuilder&) = delete;
+  ModelBuilder(ModelBuilder&&) = default;
+  ModelBuilder& operator=(ModelBuilder&&) = default;
 
   // Accepts one decoded message received at `now`. Returns false when it is
   // dropped (duplicate or reordered seq); decisions and events are ignored.
@@ -106,23 +112,13 @@ class ModelBuilder {
 
   [[nodiscard]] const BuilderCounters& counters() const noexcept { return counters_; }
   [[nodiscard]] std::size_t host_count() const noexcept { return hosts_.size(); }
-  [[nodiscard]] std::size_t vm_count() const noexcept { return vms_.size(); }
+  [[nodiscard]] std::size_t vm_count() const noexcept;
 
  private:
   struct LossBucket {
     TimeNs start{0};
     std::uint64_t received = 0;
     std::uint64_t lost = 0;
-  };
-  struct Host {
-    HostHealth h;
-    std::uint32_t cpus = 0;
-    std::uint64_t mem_total = 0;
-    std::uint64_t mem_avail = 0;
-    double link_bw = 0;  // bytes/s
-    Ewma busy;           // busy fraction of capacity (0..1)
-    Ewma io_pressure;    // PSI io some share (0..1)
-    std::vector<LossBucket> loss;  // one bucket per second of loss_window, oldest first
   };
   struct Vm {
     std::string id, name, host;
@@ -134,17 +130,27 @@ class ModelBuilder {
     std::vector<DirtyPoint> curve;
     TimeNs last_seen{0};
   };
-
+  struct Host {
+    HostHealth h;
+    std::uint32_t cpus = 0;
+    std::uint64_t mem_total = 0;
+    std::uint64_t mem_avail = 0;
+    double link_bw = 0;  // bytes/s
+    Ewma busy;           // busy fraction of capacity (0..1)
+    Ewma io_pressure;    // PSI io some share (0..1)
+    std::vector<LossBucket> loss;  // one bucket per second of loss_window, oldest first
+    std::unordered_map<std::string, Vm> vms;  // by VM id
+  };
   Host& host_for(const wire::Envelope& env);
   void on_vm(Host& h, const wire::Envelope& env, const wire::VmSample& s, TimeNs now);
   void on_host(Host& h, const wire::Envelope& env, const wire::HostSample& s, TimeNs now);
   void count_loss(Host& h, std::uint64_t received, std::uint64_t lost, TimeNs now);
   [[nodiscard]] std::string stale_reason(const Host& h, TimeNs now) const;
-  [[nodiscard]] bool vm_expired(const Vm& v, TimeNs now) const;
+  [[nodiscard]] bool vm_expired(const Host& h, const Vm& v, TimeNs now) const;
 
   BuilderConfig cfg_;
   std::map<std::string, Host, std::less<>> hosts_;
-  std::map<std::string, Vm, std::less<>> vms_;  // key: host + '\0' + VM id
+  Host* last_host_ = nullptr;  // messages come in bursts per publisher
   BuilderCounters counters_;
 };
 

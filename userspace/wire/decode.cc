@@ -140,14 +140,36 @@ class Reader {
 bool Reader::open_map(const object& o, const Path& p, MapView& out) {
   if (o.type != mtype::MAP) return type_error(p, "map", o);
   out = MapView{o.via.map.ptr, o.via.map.size};
-  std::vector<std::string_view> keys;
-  keys.reserve(out.size);
   for (std::uint32_t i = 0; i < out.size; ++i) {
     const object& k = out.kv[i].key;
     if (k.type != mtype::STR) return type_error(p, "string keys", k);
-    keys.push_back(as_view(k));
   }
-  // A duplicate would let two readers of the same bytes see different values.
+  // A duplicate would let two readers of the same bytes see different
+  // values. Small maps (every v1 map): a 64-slot signature of each key
+  // (length, first and last byte) finds candidates without allocating, and
+  // only keys whose signatures collide are compared.
+  if (out.size <= 64) {
+    std::uint8_t sig[64];
+    std::uint64_t seen = 0;
+    for (std::uint32_t i = 0; i < out.size; ++i) {
+      const std::string_view k = as_view(out.kv[i].key);
+      const unsigned h =
+          k.empty() ? 0u
+                    : (static_cast<unsigned>(k.size()) * 31u + static_cast<unsigned char>(k.front()) * 7u +
+                       static_cast<unsigned char>(k.back())) & 63u;
+      if ((seen >> h) & 1u) {
+        for (std::uint32_t j = 0; j < i; ++j) {
+          if (sig[j] == h && as_view(out.kv[j].key) == k) return fail(Errc::kWireMalformed, p.child(k), "duplicate key");
+        }
+      }
+      seen |= std::uint64_t{1} << h;
+      sig[i] = static_cast<std::uint8_t>(h);
+    }
+    return true;
+  }
+  std::vector<std::string_view> keys;
+  keys.reserve(out.size);
+  for (std::uint32_t i = 0; i < out.size; ++i) keys.push_back(as_view(out.kv[i].key));
   std::sort(keys.begin(), keys.end());
   const auto dup = std::adjacent_find(keys.begin(), keys.end());
   if (dup != keys.end()) return fail(Errc::kWireMalformed, p.child(*dup), "duplicate key");
@@ -344,11 +366,17 @@ Result<Message> decode_body(std::span<const std::uint8_t> body, const DecodeLimi
   }
   const msgpack::unpack_limit unpack_limit(limits.max_array, limits.max_map, limits.max_str, limits.max_bin,
                                            limits.max_ext, limits.max_depth);
-  msgpack::object_handle handle;
+  // One zone per thread, emptied after each message: its first chunk is
+  // reused, so decoding a typical message allocates nothing for the tree.
+  thread_local msgpack::zone zone;
+  struct Clear {
+    ~Clear() { zone.clear(); }
+  } clear_after;
+  msgpack::object root;
   std::size_t offset = 0;
   try {
-    handle = msgpack::unpack(reinterpret_cast<const char*>(body.data()), body.size(), offset, reference_strings,
-                             nullptr, unpack_limit);
+    root = msgpack::unpack(zone, reinterpret_cast<const char*>(body.data()), body.size(), offset, reference_strings,
+                           nullptr, unpack_limit);
   } catch (const msgpack::insufficient_bytes&) {
     return make_error(Errc::kWireTruncated, "input ends inside a msgpack object");
   } catch (const msgpack::depth_size_overflow&) {  // a size_overflow; catch first
@@ -363,7 +391,7 @@ Result<Message> decode_body(std::span<const std::uint8_t> body, const DecodeLimi
   }
   Reader reader;
   Message m;
-  if (!reader.message(handle.get(), m)) return std::move(reader).take_error();
+  if (!reader.message(root, m)) return std::move(reader).take_error();
   return m;
 }
 
