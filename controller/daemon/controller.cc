@@ -38,6 +38,10 @@ std::string prediction_json(const predictor::Prediction& p) {
 
 }  // namespace
 
+predictor::Inputs Controller::predictor_inputs(const model::VmState& v, double bw) const {
+  return strategy::precopy_inputs(v, bw, cfg_.predictor);
+}
+
 Controller::Controller(ControllerConfig cfg, std::string id_base)
     : cfg_(std::move(cfg)), id_base_(std::move(id_base)), builder_(cfg_.model), cost_(make_cost(cfg_)) {}
 
@@ -195,22 +199,7 @@ std::string Controller::predict_json(std::string_view vm, model::TimeNs now) con
   const auto& p = cfg_.predictor;
   double bw = src != nullptr && src->link_bw_bytes_per_s > 0 ? src->link_bw_bytes_per_s : p.fallback_bw_bytes_per_s;
   if (p.max_bw_bytes_per_s > 0) bw = std::min(bw, p.max_bw_bytes_per_s);
-  const double page = p.page_bytes;
-  const double ram = static_cast<double>(v->ram_bytes > 0 ? v->ram_bytes : v->rss_bytes);
-  const double touched = v->rss_bytes > 0 ? std::min(static_cast<double>(v->rss_bytes), ram) : ram;
-  predictor::Inputs in;
-  in.ram_bytes = ram;
-  in.nonzero_bytes = touched;
-  in.page_bytes = page;
-  in.bandwidth_bytes_per_s = bw;
-  in.downtime_limit_ms = p.downtime_limit_ms;
-  in.auto_converge = p.auto_converge;
-  std::vector<predictor::DirtyCurve::Point> pts;
-  for (const auto& d : v->dirty_curve) pts.push_back({static_cast<double>(d.tau.count()) / 1e9, static_cast<double>(d.bytes) / page});
-  if (pts.empty() && v->dirty_bytes_per_s > 0) pts.push_back({1.0, v->dirty_bytes_per_s / page});
-  if (!pts.empty()) {
-    if (auto c = predictor::DirtyCurve::make(pts, std::max(touched / page, 1.0)); c) in.dirty = std::move(*c);
-  }
+  const predictor::Inputs in = predictor_inputs(*v, bw);
   std::string o = "{\"vm\":" + json_string(v->id) + ",\"name\":" + json_string(v->name) +
                   ",\"host\":" + json_string(v->host) + ",\"ram_bytes\":" + std::to_string(v->ram_bytes) +
                   ",\"rss_bytes\":" + std::to_string(v->rss_bytes) + ",\"dirty_bytes_per_s\":" +
@@ -235,10 +224,144 @@ std::string Controller::predict_json(std::string_view vm, model::TimeNs now) con
 
 std::string Controller::handle_control(std::string_view req, model::TimeNs now) const {
   while (!req.empty() && (req.back() == '\n' || req.back() == ' ')) req.remove_suffix(1);
-  if (req == "plan") return plan_json(now);
-  if (req == "health") return health_json(now);
-  if (req.starts_with("predict ")) return predict_json(req.substr(8), now);
-  return "{\"error\":" + json_string("unknown request '" + std::string(req) + "': use plan, health or predict VM") + "}";
+  if (req == "plan") return plan_text(now);
+  if (req == "plan.json") return plan_json(now);
+  if (req == "health.json") return health_json(now);
+  if (req.starts_with("predict ")) return predict_text(req.substr(8), now);
+  if (req.starts_with("predict.json ")) return predict_json(req.substr(13), now);
+  return "{\"error\":" +
+         json_string("unknown request '" + std::string(req) +
+                     "': use plan, plan.json, health.json, predict VM or predict.json VM") +
+         "}";
+}
+
+namespace {
+
+std::string fmt(const char* f, auto... args) {
+  char buf[512];
+  std::snprintf(buf, sizeof buf, f, args...);
+  return buf;
+}
+
+std::string bytes_str(double b) {
+  if (b >= 1024.0 * 1024 * 1024) return fmt("%.2f GiB", b / (1024.0 * 1024 * 1024));
+  if (b >= 1024.0 * 1024) return fmt("%.1f MiB", b / (1024.0 * 1024));
+  return fmt("%.0f KiB", b / 1024.0);
+}
+
+std::string prediction_line(const strategy::MigrationCost& c) {
+  std::string s = fmt("predicted %.1f s, downtime %.0f ms, %s in %llu pass%s, %s (%s model)", c.total_s,
+                      c.downtime_ms, bytes_str(static_cast<double>(c.bytes)).c_str(),
+                      static_cast<unsigned long long>(c.passes), c.passes == 1 ? "" : "es",
+                      c.converges ? "converges" : "does NOT converge", c.model.c_str());
+  return s;
+}
+
+std::string prediction_text(const char* label, const predictor::Prediction& p) {
+  std::string s = fmt("  %-15s %s: %.1f s total, downtime %.0f ms, %s sent in %d pass%s", label,
+                      p.converges ? "converges" : "does NOT converge", p.total_s, p.downtime_ms,
+                      bytes_str(p.bytes).c_str(), p.passes, p.passes == 1 ? "" : "es");
+  if (p.final_throttle_pct > 0) s += fmt(", throttled to %.0f %%", p.final_throttle_pct);
+  s += "\n";
+  if (p.need_bandwidth_bytes_per_s) {
+    s += fmt("  %-15s would converge with %s/s of bandwidth\n", "", bytes_str(*p.need_bandwidth_bytes_per_s).c_str());
+  }
+  if (p.need_throttle_pct) s += fmt("  %-15s or with the guest throttled to %.0f %%\n", "", *p.need_throttle_pct);
+  return s;
+}
+
+}  // namespace
+
+std::string Controller::plan_text(model::TimeNs now) const {
+  auto plan = dry_run(now);
+  if (!plan) return "error: " + plan.error().message() + "\n";
+  const model::ClusterModel m = builder_.snapshot(now, cfg_.overrides);
+  std::string o = fmt("Next round (%s mode): %s. Mean load %.0f %%, balance (normalised entropy) %.3f -> %.3f.\n",
+                      std::string(wire::mode_name(cfg_.mode)).c_str(), plan->strategy_reason.c_str(),
+                      plan->mean_load_frac * 100, plan->entropy_before, plan->entropy_after);
+  o += fmt("\n%-20s %6s %6s %6s %4s  %s\n", "HOST", "LOAD", "STEAL", "IO", "VMS", "STATE");
+  const auto health = builder_.health(now);
+  for (const auto& h : health) {
+    const model::HostState* hs = nullptr;
+    for (const auto& x : m.hosts) {
+      if (x.name == h.name) hs = &x;
+    }
+    int vms = 0;
+    for (const auto& v : m.vms) vms += v.host == h.name ? 1 : 0;
+    std::string state = h.stale ? "stale: " + h.stale_reason : "fresh";
+    if (hs != nullptr && hs->maintenance) state += ", maintenance";
+    auto zone = state_.hosts.find(h.name);
+    if (zone != state_.hosts.end() && zone->second.zone != model::Zone::kNormal) {
+      state += std::string(", ") + model::zone_name(zone->second.zone);
+    }
+    if (hs == nullptr) {
+      o += fmt("%-20s %6s %6s %6s %4d  %s\n", h.name.c_str(), "-", "-", "-", vms, state.c_str());
+    } else {
+      o += fmt("%-20s %5.0f%% %5.1f%% %5.1f%% %4d  %s\n", h.name.c_str(), hs->cpu_load_frac * 100,
+               hs->steal_frac * 100, hs->io_pressure_frac * 100, vms, state.c_str());
+    }
+  }
+  if (plan->moves.empty()) o += "\nNo move would be made.\n";
+  int n = 0;
+  for (const auto& mv : plan->moves) {
+    o += fmt("\n%d. %s: move %s (%s) from %s to %s\n", ++n, strategy::trigger_name(mv.trigger), mv.vm_name.c_str(),
+             mv.vm_id.c_str(), mv.src.c_str(), mv.dst.c_str());
+    o += "   why: " + mv.reason + "\n";
+    o += "   " + prediction_line(mv.cost) + "\n";
+    o += fmt("   score %.4g (entropy gain %.4f per predicted second)\n", mv.score, mv.gain);
+    int shown = 0;
+    for (const auto& c : mv.candidates) {
+      if (!c.rejected || shown >= 5) continue;
+      ++shown;
+      o += fmt("   not %s -> %s: %s\n", c.vm_id.c_str(), c.dst.empty() ? "-" : c.dst.c_str(), c.rejected->c_str());
+    }
+  }
+  for (const auto& sk : plan->skipped) {
+    o += fmt("\n%s wants to %s but will not: %s\n", sk.host.c_str(), strategy::trigger_name(sk.trigger),
+             sk.reason.c_str());
+  }
+  if (!plan->excluded_targets.empty()) {
+    o += "\nNot a target this round:\n";
+    for (const auto& h : plan->excluded_targets) o += "  " + h.host + ": " + h.reason + "\n";
+  }
+  return o;
+}
+
+std::string Controller::predict_text(std::string_view vm, model::TimeNs now) const {
+  const model::ClusterModel m = builder_.snapshot(now, cfg_.overrides);
+  const model::VmState* v = nullptr;
+  for (const auto& x : m.vms) {
+    if (x.id == vm || x.name == vm) v = &x;
+  }
+  if (v == nullptr) {
+    return "error: no VM named or with id '" + std::string(vm) + "' in the model (" + std::to_string(m.vms.size()) +
+           " VMs known)\n";
+  }
+  // The JSON form computes; this one reads it back through the same inputs.
+  const model::HostState* src = nullptr;
+  for (const auto& h : m.hosts) {
+    if (h.name == v->host) src = &h;
+  }
+  const auto& p = cfg_.predictor;
+  double bw = src != nullptr && src->link_bw_bytes_per_s > 0 ? src->link_bw_bytes_per_s : p.fallback_bw_bytes_per_s;
+  if (p.max_bw_bytes_per_s > 0) bw = std::min(bw, p.max_bw_bytes_per_s);
+  const predictor::Inputs in = predictor_inputs(*v, bw);
+  std::string o = fmt("VM %s (%s) on %s: RAM %s, touched %s, dirtying %s/s", v->name.c_str(), v->id.c_str(),
+                      v->host.c_str(), bytes_str(static_cast<double>(v->ram_bytes)).c_str(),
+                      bytes_str(static_cast<double>(v->rss_bytes)).c_str(), bytes_str(v->dirty_bytes_per_s).c_str());
+  o += v->dirty_curve.empty() ? " (no dirty measurement yet)\n" : fmt(" (curve of %zu points)\n", v->dirty_curve.size());
+  o += fmt("Link %s/s%s, downtime limit %.0f ms, auto-converge %s\n", bytes_str(bw).c_str(),
+           p.max_bw_bytes_per_s > 0 ? " (capped by max_bandwidth)" : "", p.downtime_limit_ms,
+           p.auto_converge ? "on" : "off");
+  if (auto pr = predictor::predict_precopy(in); pr) {
+    o += prediction_text("pre-copy model", *pr);
+  } else {
+    o += "  pre-copy model: " + pr.error().message() + "\n";
+  }
+  if (auto pr = predictor::predict_constant_rate(in, v->dirty_bytes_per_s); pr) {
+    o += prediction_text("constant rate", *pr);
+  }
+  return o;
 }
 
 }  // namespace vmtide::controller

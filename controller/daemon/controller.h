@@ -14,6 +14,7 @@
 #include "builder.h"
 #include "controller_config.h"
 #include "planner.h"
+#include "precopy.h"
 #include "vmtide/result.h"
 #include "vmtide/wire/messages.h"
 
@@ -47,11 +48,15 @@ class Controller {
   // What a round at `now` would plan, committing nothing.
   [[nodiscard]] Result<strategy::Plan> dry_run(model::TimeNs now) const;
 
-  // Control-socket answers, one JSON document each (docs/controller.md).
+  // Control-socket answers (docs/controller.md): JSON documents, and the
+  // plain-language forms `vmtide plan` and `vmtide predict --vm` print.
   [[nodiscard]] std::string plan_json(model::TimeNs now) const;
+  [[nodiscard]] std::string plan_text(model::TimeNs now) const;
   [[nodiscard]] std::string predict_json(std::string_view vm, model::TimeNs now) const;
+  [[nodiscard]] std::string predict_text(std::string_view vm, model::TimeNs now) const;
   [[nodiscard]] std::string health_json(model::TimeNs now) const;
-  // Dispatches a control request ("plan", "health", "predict VM").
+  // Dispatches a control request: "plan", "plan.json", "health.json",
+  // "predict VM", "predict.json VM". Unknown ones get an "error" answer.
   [[nodiscard]] std::string handle_control(std::string_view request, model::TimeNs now) const;
 
   // Applies a reloaded configuration (the daemon checks endpoints itself).
@@ -69,6 +74,7 @@ class Controller {
 
  private:
   [[nodiscard]] std::string next_id();
+  [[nodiscard]] predictor::Inputs predictor_inputs(const model::VmState& v, double bw) const;
   // True when this decision should be published now (not a repeat).
   bool fresh(const wire::Decision& d, model::TimeNs now);
 

@@ -53,6 +53,35 @@ CostModel make_const_dirty_cost_model(double fallback_bw_bytes_per_s, double con
   };
 }
 
+predictor::Inputs precopy_inputs(const model::VmState& vm, double bw, const PrecopyCostParams& p) {
+  const double ram = static_cast<double>(vm.ram_bytes > 0 ? vm.ram_bytes : vm.rss_bytes);
+  const double touched = vm.rss_bytes > 0 ? std::min(static_cast<double>(vm.rss_bytes), ram) : ram;
+  const double page = p.page_bytes > 0 ? p.page_bytes : 4096;
+  predictor::Inputs in;
+  in.ram_bytes = ram;
+  in.nonzero_bytes = touched;
+  in.page_bytes = page;
+  in.bandwidth_bytes_per_s = bw;
+  in.downtime_limit_ms = p.downtime_limit_ms;
+  in.auto_converge = p.auto_converge;
+  const double ceiling = std::max(touched / page, 1.0);
+  std::vector<predictor::DirtyCurve::Point> pts;
+  for (const model::DirtyPoint& d : vm.dirty_curve) {
+    pts.push_back({static_cast<double>(d.tau.count()) / 1e9, static_cast<double>(d.bytes) / page});
+  }
+  if (pts.empty() && vm.dirty_bytes_per_s > 0) pts.push_back({1.0, vm.dirty_bytes_per_s / page});
+  if (!pts.empty()) {
+    auto curve = predictor::DirtyCurve::make(std::move(pts), ceiling);
+    // A curve the predictor rejects (e.g. decreasing points from two
+    // windows) falls back to the mean rate, which is always valid.
+    if (!curve && vm.dirty_bytes_per_s > 0) {
+      curve = predictor::DirtyCurve::make({{1.0, vm.dirty_bytes_per_s / page}}, ceiling);
+    }
+    if (curve) in.dirty = std::move(*curve);
+  }
+  return in;
+}
+
 CostModel make_precopy_cost_model(const PrecopyCostParams& p) {
   return [p](const model::VmState& vm, const model::HostState& src, const model::HostState& dst) {
     double bw = p.fallback_bw_bytes_per_s;
@@ -64,31 +93,7 @@ CostModel make_precopy_cost_model(const PrecopyCostParams& p) {
     if (p.max_bw_bytes_per_s > 0) bw = std::min(bw, p.max_bw_bytes_per_s);
     bw = std::max(bw, 1.0);
 
-    const double ram = static_cast<double>(vm.ram_bytes > 0 ? vm.ram_bytes : vm.rss_bytes);
-    const double touched = vm.rss_bytes > 0 ? std::min(static_cast<double>(vm.rss_bytes), ram) : ram;
-    const double page = p.page_bytes > 0 ? p.page_bytes : 4096;
-    predictor::Inputs in;
-    in.ram_bytes = ram;
-    in.nonzero_bytes = touched;
-    in.page_bytes = page;
-    in.bandwidth_bytes_per_s = bw;
-    in.downtime_limit_ms = p.downtime_limit_ms;
-    in.auto_converge = p.auto_converge;
-    const double ceiling = std::max(touched / page, 1.0);
-    std::vector<predictor::DirtyCurve::Point> pts;
-    for (const model::DirtyPoint& d : vm.dirty_curve) {
-      pts.push_back({static_cast<double>(d.tau.count()) / 1e9, static_cast<double>(d.bytes) / page});
-    }
-    if (pts.empty() && vm.dirty_bytes_per_s > 0) pts.push_back({1.0, vm.dirty_bytes_per_s / page});
-    if (!pts.empty()) {
-      auto curve = predictor::DirtyCurve::make(std::move(pts), ceiling);
-      // A curve the predictor rejects (e.g. decreasing points from two
-      // windows) falls back to the mean rate, which is always valid.
-      if (!curve && vm.dirty_bytes_per_s > 0) {
-        curve = predictor::DirtyCurve::make({{1.0, vm.dirty_bytes_per_s / page}}, ceiling);
-      }
-      if (curve) in.dirty = std::move(*curve);
-    }
+    const predictor::Inputs in = precopy_inputs(vm, bw, p);
     MigrationCost c;
     c.model = "precopy";
     auto pr = predictor::predict_precopy(in);

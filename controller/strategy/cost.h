@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cluster.h"
+#include "precopy.h"
 
 namespace vmtide::strategy {
 
@@ -57,5 +58,12 @@ struct PrecopyCostParams {
 // touched RAM (rss), bandwidth = the slower host's link, capped by
 // max_bw. model = "precopy".
 [[nodiscard]] CostModel make_precopy_cost_model(const PrecopyCostParams& p = {});
+
+// The predictor's inputs for `vm` over a link of `bw_bytes_per_s`: pass 0
+// sends the touched RAM (rss), the curve is the measured D(tau) in pages
+// (or the mean rate when only that is known). Shared by the cost model and
+// `vmtide predict --vm`, so both predict the same thing.
+[[nodiscard]] predictor::Inputs precopy_inputs(const model::VmState& vm, double bw_bytes_per_s,
+                                               const PrecopyCostParams& p);
 
 }  // namespace vmtide::strategy

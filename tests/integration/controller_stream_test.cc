@@ -6,9 +6,11 @@
 // plan and health; malformed messages from a third publisher are counted
 // and change nothing; a host that goes silent turns stale.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -125,6 +127,17 @@ class ControllerStream : public ::testing::Test {
     return got;
   }
 
+  // Runs a shell command; its exit status and combined output.
+  static std::pair<int, std::string> run(const std::string& cmd) {
+    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+    if (p == nullptr) return {-1, "popen failed"};
+    std::string out;
+    char buf[4096];
+    while (std::size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    const int st = pclose(p);
+    return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+  }
+
   std::string ask(const std::string& request) {
     zmq::socket_t req(ctx_, zmq::socket_type::req);
     req.set(zmq::sockopt::linger, 0);
@@ -180,11 +193,27 @@ TEST_F(ControllerStream, RecommendsTheExpectedMoveAndLogsIt) {
   EXPECT_NE(found.find("\"vm\":\"big\""), std::string::npos);
 
   // vmtide plan's query: the next round would do the same.
-  const std::string plan = ask("plan");
+  const std::string plan = ask("plan.json");
   EXPECT_NE(plan.find("\"vm\":\"big\""), std::string::npos) << plan;
-  const std::string health = ask("health");
+  const std::string health = ask("health.json");
   EXPECT_NE(health.find("\"name\":\"kvm1\",\"stale\":false"), std::string::npos) << health;
   EXPECT_NE(health.find("\"name\":\"kvm2\",\"stale\":false"), std::string::npos) << health;
+
+  // The operator's view of the same: `vmtide plan` and `vmtide predict --vm`.
+  const std::string cli = std::string(VMTIDE_BINARY_DIR) + "/bin/vmtide";
+  const auto [plan_rc, plan_out] = run(cli + " plan --controller " + control_endpoint_);
+  EXPECT_EQ(plan_rc, 0) << plan_out;
+  EXPECT_NE(plan_out.find("move vm-big (big) from kvm1 to kvm2"), std::string::npos) << plan_out;
+  EXPECT_NE(plan_out.find("predicted"), std::string::npos) << plan_out;
+  const auto [pred_rc, pred_out] = run(cli + " predict --vm vm-big --controller " + control_endpoint_);
+  EXPECT_EQ(pred_rc, 0) << pred_out;
+  EXPECT_NE(pred_out.find("pre-copy model  converges"), std::string::npos) << pred_out;
+  const auto [bad_rc, bad_out] = run(cli + " predict --vm nosuch --controller " + control_endpoint_);
+  EXPECT_EQ(bad_rc, 1) << bad_out;
+  EXPECT_NE(bad_out.find("no VM named"), std::string::npos) << bad_out;
+  const auto [down_rc, down_out] = run(cli + " plan --timeout 1 --controller tcp://127.0.0.1:1");
+  EXPECT_EQ(down_rc, 2) << down_out;
+  EXPECT_NE(down_out.find("is vmtide-controller running?"), std::string::npos) << down_out;
 }
 
 TEST_F(ControllerStream, MalformedMessagesAreCountedAndChangeNothing) {
@@ -214,26 +243,26 @@ TEST_F(ControllerStream, MalformedMessagesAreCountedAndChangeNothing) {
   EXPECT_GE(errors, before + 3) << "the controller did not count malformed input; its log:\n" << ctl_->log;
   EXPECT_EQ(kill(ctl_->pid, 0), 0) << "the controller died";
   // The evil host never entered the model.
-  const std::string health = ask("health");
+  const std::string health = ask("health.json");
   EXPECT_EQ(health.find("evil"), std::string::npos) << health;
   EXPECT_NE(health.find("kvm1"), std::string::npos) << health;
 }
 
 TEST_F(ControllerStream, ASilentHostTurnsStale) {
   for (int i = 0; i < 20; ++i) step();
-  ASSERT_NE(ask("health").find("\"name\":\"kvm2\",\"stale\":false"), std::string::npos);
+  ASSERT_NE(ask("health.json").find("\"name\":\"kvm2\",\"stale\":false"), std::string::npos);
   hosts_[1].alive = false;
   std::string health;
   const auto deadline = Clock::now() + 10s;
   while (Clock::now() < deadline) {
     step();
-    health = ask("health");
+    health = ask("health.json");
     if (health.find("\"name\":\"kvm2\",\"stale\":true") != std::string::npos) break;
   }
   EXPECT_NE(health.find("\"name\":\"kvm2\",\"stale\":true,\"stale_reason\":\"silent for"), std::string::npos)
       << health;
   // Nothing is ever planned onto it.
-  EXPECT_EQ(ask("plan").find("\"dst\":\"kvm2\""), std::string::npos);
+  EXPECT_EQ(ask("plan.json").find("\"dst\":\"kvm2\""), std::string::npos);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "control.h"
 #include "tap.h"
 #include "top.h"
 #include "vmtide/version.h"
@@ -34,7 +35,14 @@ int main(int argc, char** argv) {
       CLI::Range(0.1, 60.0));
   tp->add_option("-n,--frames", top.frames, "exit after this many frames");
 
+  vmtide::cli::PlanOptions plan;
+  auto* pl = app.add_subcommand("plan", "what the controller's next round would do, and why (changes nothing)");
+  pl->add_option("--controller", plan.controller, "the controller's control endpoint")->capture_default_str();
+  pl->add_flag("--json", plan.json, "the plan as one JSON document");
+  pl->add_option("--timeout", plan.timeout_s, "seconds to wait for the answer")->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
+  if (*pl) return vmtide::cli::run_plan(plan);
   if (*t) return vmtide::cli::run_tap(tap);
   if (*tp) return vmtide::cli::run_top(top);
   return 0;

@@ -126,16 +126,28 @@ TEST(ControllerCore, AStaleHostIsNeverChosen) {
 TEST(ControllerCore, ControlQueriesAnswerInJson) {
   Controller ctl(test_config(), "T");
   Cluster cl;
-  for (int t = 1; t <= 5; ++t) cl.tick(ctl, t);
-  const std::string plan = ctl.handle_control("plan", at(5));
+  for (int t = 1; t <= 5; ++t) {
+    cl.tick(ctl, t);
+    ASSERT_TRUE(ctl.round(at(t)));
+  }
+  const std::string plan = ctl.handle_control("plan.json", at(5));
   EXPECT_NE(plan.find("\"decisions\":[{"), std::string::npos) << plan;
   EXPECT_NE(plan.find("\"src\":\"kvm1\""), std::string::npos) << plan;
-  const std::string pred = ctl.handle_control("predict vm-big", at(5));
+  const std::string pred = ctl.handle_control("predict.json vm-big", at(5));
   EXPECT_NE(pred.find("\"precopy\":{\"converges\":true"), std::string::npos) << pred;
   EXPECT_NE(pred.find("\"constant_rate\":"), std::string::npos) << pred;
-  EXPECT_NE(ctl.handle_control("predict nosuch", at(5)).find("\"error\""), std::string::npos);
+  EXPECT_NE(ctl.handle_control("predict.json nosuch", at(5)).find("\"error\""), std::string::npos);
+  // The plain-language forms vmtide plan / predict print.
+  const std::string text = ctl.handle_control("plan", at(5));
+  // Mean load 0.49 is below the adaptive crossover: Pull acts.
+  EXPECT_NE(text.find("1. pull: move vm-big (big) from kvm1 to kvm2"), std::string::npos) << text;
+  EXPECT_NE(text.find("why: pull: kvm2 cold"), std::string::npos) << text;
+  const std::string ptext = ctl.handle_control("predict vm-big", at(5));
+  EXPECT_NE(ptext.find("pre-copy model  converges"), std::string::npos) << ptext;
+  EXPECT_NE(ptext.find("constant rate"), std::string::npos) << ptext;
+  EXPECT_EQ(ctl.handle_control("predict nosuch", at(5)).rfind("error: no VM", 0), 0u);
   EXPECT_NE(ctl.handle_control("dance", at(5)).find("unknown request"), std::string::npos);
-  const std::string health = ctl.handle_control("health", at(5));
+  const std::string health = ctl.handle_control("health.json", at(5));
   EXPECT_NE(health.find("\"name\":\"kvm3\",\"stale\":false"), std::string::npos) << health;
 }
 
