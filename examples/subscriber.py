@@ -10,13 +10,19 @@ docs/wire-protocol.md; this is all a client needs:
   - each message is two frames: topic, then a msgpack map;
   - keep the last `seq` per (host, epoch): a jump means lost messages,
     a new epoch means the publisher restarted;
-  - ignore keys you do not know (newer agents may add some).
+  - ignore keys you do not know (newer agents may add some);
+  - if the agent encrypts its stream (publish.curve_secret_key), be a CURVE
+    client: the agent's public key as curve_serverkey, and any keypair of
+    your own (docs/security.md).
 
-usage: subscriber.py --connect tcp://kvm1:7470 [--connect ...] [--vm NAME] [--count N] [--timeout S]
+usage: subscriber.py --connect tcp://kvm1:7470 [--connect ...] [--server-key FILE|Z85]
+                     [--vm NAME] [--count N] [--timeout S]
 """
 import argparse
+import os
 import sys
 import time
+import tomllib
 
 import msgpack
 import zmq
@@ -37,17 +43,42 @@ def describe(m):
     return line
 
 
+def server_key(arg):
+    """The agent's public key (40 Z85 characters) from a .pub file written by
+    `vmtide keygen`, which is TOML, or given directly."""
+    if os.path.exists(arg):
+        with open(arg, "rb") as f:
+            key = tomllib.load(f)["public-key"]
+    else:
+        key = arg
+    if len(key) != 40:
+        raise ValueError(f"{arg}: not a .pub file or a 40-character Z85 key")
+    return key.encode("ascii")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--connect", action="append", required=True, help="agent endpoint (repeatable)")
     ap.add_argument("--vm", action="append", default=[], help="only this VM, by name or id (repeatable)")
     ap.add_argument("--count", type=int, default=0, help="exit after this many vm lines")
     ap.add_argument("--timeout", type=float, default=0, help="exit with status 1 after this many seconds")
+    ap.add_argument("--server-key", help="the agent's CURVE public key: its .pub file, or the 40 Z85 characters")
     args = ap.parse_args()
 
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.MAXMSGSIZE, 1 << 20)  # the protocol's body limit
+    if args.server_key:
+        if not zmq.has("curve"):
+            print("this libzmq has no CURVE support", file=sys.stderr)
+            return 1
+        try:
+            sub.curve_serverkey = server_key(args.server_key)
+        except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError) as e:
+            print(f"--server-key: {e}", file=sys.stderr)
+            return 1
+        # An ephemeral keypair: the agent accepts any client key (no allow-list yet).
+        sub.curve_publickey, sub.curve_secretkey = zmq.curve_keypair()
     sub.setsockopt(zmq.SUBSCRIBE, b"vmtide.v1.")
     for ep in args.connect:
         sub.connect(ep)

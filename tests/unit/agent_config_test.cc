@@ -27,6 +27,7 @@ host = "kvm7"
 interval = 2
 [publish]
 endpoint = "tcp://10.0.0.7:7470"
+curve_secret_key = "/etc/vmtide/agent.key"
 [discovery]
 source = "procfs"
 extra_pids = [123, 456]
@@ -37,6 +38,7 @@ dirty = false
   EXPECT_EQ(c->host, "kvm7");
   EXPECT_DOUBLE_EQ(c->interval_s, 2.0);
   EXPECT_EQ(c->endpoint, "tcp://10.0.0.7:7470");
+  EXPECT_EQ(c->curve_secret_key, "/etc/vmtide/agent.key");
   EXPECT_EQ(c->discovery, "procfs");
   EXPECT_EQ(c->extra_pids, (std::vector<std::uint32_t>{123, 456}));
   EXPECT_FALSE(c->dirty);
@@ -57,6 +59,8 @@ TEST(AgentConfig, MistakesAreNamed) {
       {"[discovery]\nsource = \"xen\"\n", "discovery.source 'xen'"},
       {"[discovery]\nextra_pids = [\"x\"]\n", "'extra_pids' must be an array of process ids"},
       {"[publish]\nendpoint = \"7470\"\n", "publish.endpoint '7470'"},
+      {"[publish]\ncurve_secret_key = true\n", "t.toml:2: 'curve_secret_key' must be a string"},
+      {"[publish]\nendpoint = \"inproc://x\"\ncurve_secret_key = \"a.key\"\n", "CURVE does not apply to inproc"},
       {"[collectors]\ndirty_window = 40\n", "dirty_window must be > 0 and <= collectors.dirty_period"},
       {"[agent\n", "t.toml:1:"},
   };

@@ -99,8 +99,10 @@ Result<AgentConfig> parse_config(std::string_view text, const std::string& sourc
     if (k == "interval") return get(s, n, k, &c.interval_s);
     return get(s, n, k, &c.log_level);
   });
-  if (st) st = walk(root, s, "publish", {"endpoint", "sndhwm"}, [&](const std::string& k, const toml::node& n) {
+  if (st) st = walk(root, s, "publish", {"endpoint", "sndhwm", "curve_secret_key"},
+                    [&](const std::string& k, const toml::node& n) {
     if (k == "endpoint") return get(s, n, k, &c.endpoint);
+    if (k == "curve_secret_key") return get(s, n, k, &c.curve_secret_key);
     return get(s, n, k, &c.sndhwm);
   });
   if (st) st = walk(root, s, "metrics", {"listen"}, [&](const std::string& k, const toml::node& n) {
@@ -149,6 +151,10 @@ Status validate(const AgentConfig& c) {
     return bad("publish.endpoint '" + c.endpoint + "': use tcp://ADDRESS:PORT (e.g. tcp://*:7470) or ipc://PATH");
   }
   if (c.sndhwm <= 0) return bad("publish.sndhwm must be > 0");
+  if (!c.curve_secret_key.empty() && c.endpoint.rfind("inproc://", 0) == 0) {
+    // inproc:// bypasses ZMTP, so libzmq would silently skip the handshake.
+    return bad("publish.curve_secret_key: CURVE does not apply to inproc:// endpoints");
+  }
   if (c.metrics_listen != "off" && c.metrics_listen.rfind(':') == std::string::npos) {
     return bad("metrics.listen '" + c.metrics_listen + "': use ADDRESS:PORT (e.g. 0.0.0.0:9470) or \"off\"");
   }
@@ -169,7 +175,8 @@ std::string to_toml(const AgentConfig& c) {
   for (auto p : c.extra_pids) pids.push_back(static_cast<std::int64_t>(p));
   toml::table t{
       {"agent", toml::table{{"host", c.host}, {"interval", c.interval_s}, {"log_level", c.log_level}}},
-      {"publish", toml::table{{"endpoint", c.endpoint}, {"sndhwm", c.sndhwm}}},
+      {"publish",
+       toml::table{{"endpoint", c.endpoint}, {"sndhwm", c.sndhwm}, {"curve_secret_key", c.curve_secret_key}}},
       {"metrics", toml::table{{"listen", c.metrics_listen}}},
       {"discovery", toml::table{{"source", c.discovery}, {"libvirt_uri", c.libvirt_uri}, {"extra_pids", pids},
                                 {"rescan_interval", c.rescan_interval_s}}},

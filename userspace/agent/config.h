@@ -24,6 +24,7 @@ struct AgentConfig {
   // [publish]
   std::string endpoint = "tcp://*:7470";
   int sndhwm = 10000;
+  std::string curve_secret_key;  // the agent's .key file (vmtide keygen); empty: no CURVE
   // [metrics]
   std::string metrics_listen = "0.0.0.0:9470";  // "off" disables /metrics
   // [discovery]

@@ -25,6 +25,7 @@
 #include "publisher.h"
 #include "sampler.h"
 #include "vmtide/version.h"
+#include "vmtide/wire/curve.h"
 
 namespace {
 
@@ -37,7 +38,7 @@ void on_hup(int) { g_reload.store(true); }
 struct Flags {
   std::string config = vmtide::agent::kDefaultConfigPath;
   bool check_config = false;
-  std::optional<std::string> endpoint, host, discovery, libvirt_uri, metrics, log_level;
+  std::optional<std::string> endpoint, host, discovery, libvirt_uri, metrics, log_level, curve_secret_key;
   std::optional<double> interval;
   std::optional<int> sndhwm;
   std::vector<std::uint32_t> pids;
@@ -55,13 +56,17 @@ void apply(const Flags& f, vmtide::agent::AgentConfig& c) {
   if (f.log_level) c.log_level = *f.log_level;
   if (f.interval) c.interval_s = *f.interval;
   if (f.sndhwm) c.sndhwm = *f.sndhwm;
+  if (f.curve_secret_key) c.curve_secret_key = *f.curve_secret_key;
   if (!f.pids.empty()) c.extra_pids = f.pids;
   if (f.no_bpf) c.bpf = false;
 }
 
 // The config file, or the defaults when the default file does not exist;
-// then the flags on top, then validation.
-vmtide::Result<vmtide::agent::AgentConfig> effective_config(const Flags& f, bool explicit_path) {
+// then the flags on top, then validation, which includes reading the CURVE
+// secret key (into `*curve` when set): a key the agent cannot use is a
+// configuration error, found by --check-config too.
+vmtide::Result<vmtide::agent::AgentConfig> effective_config(const Flags& f, bool explicit_path,
+                                                            std::optional<vmtide::wire::curve::KeyPair>* curve) {
   using namespace vmtide;
   agent::AgentConfig c;
   auto loaded = agent::load_config(f.config);
@@ -72,6 +77,11 @@ vmtide::Result<vmtide::agent::AgentConfig> effective_config(const Flags& f, bool
   }
   apply(f, c);
   if (Status st = agent::validate(c); !st) return st.error();
+  if (!c.curve_secret_key.empty()) {
+    auto keys = wire::curve::load_secret_key_file(c.curve_secret_key);
+    if (!keys) return make_error(keys.error().code, "publish.curve_secret_key: " + keys.error().context);
+    if (curve != nullptr) *curve = std::move(keys).value();
+  }
   return c;
 }
 
@@ -91,6 +101,8 @@ int main(int argc, char** argv) {
   app.add_option("--pid", f.pids, "also treat this process as a VM, procfs only; repeatable [discovery.extra_pids]");
   app.add_flag("--no-bpf", f.no_bpf, "do not load the BPF programs [collectors.bpf = false]");
   app.add_option("--metrics", f.metrics, "serve /metrics on ADDRESS:PORT, or 'off' [metrics.listen]");
+  app.add_option("--curve-secret-key", f.curve_secret_key,
+                 "encrypt the stream with CURVE using this .key file from `vmtide keygen` [publish.curve_secret_key]");
   app.add_option("--sndhwm", f.sndhwm, "messages queued per subscriber before it loses some [publish.sndhwm]");
   app.add_option("--log-level", f.log_level, "trace, debug, info, warn, error [agent.log_level]");
   app.add_option("--ticks", f.ticks, "stop after this many samples (0: until SIGINT/SIGTERM)");
@@ -101,7 +113,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   const bool explicit_config = config_opt->count() > 0;
 
-  auto cfg_r = effective_config(f, explicit_config);
+  std::optional<wire::curve::KeyPair> curve;
+  auto cfg_r = effective_config(f, explicit_config, &curve);
   if (f.check_config) {
     if (!cfg_r) {
       std::fprintf(stderr, "vmtide-agent: configuration error: %s\n", cfg_r.error().context.c_str());
@@ -110,6 +123,9 @@ int main(int argc, char** argv) {
     std::fputs(agent::to_toml(*cfg_r).c_str(), stdout);
     std::fprintf(stderr, "vmtide-agent: configuration OK (%s%s)\n", f.config.c_str(),
                  access(f.config.c_str(), R_OK) == 0 ? "" : ", not found: defaults");
+    if (curve) {
+      std::fprintf(stderr, "vmtide-agent: CURVE on; subscribers need public key %s\n", curve->public_z85.c_str());
+    }
     return 0;
   }
   if (!cfg_r) {
@@ -132,7 +148,9 @@ int main(int argc, char** argv) {
   sigaction(SIGHUP, &hup, nullptr);
 
   zmq::context_t ctx;
-  auto pub = agent::Publisher::create(ctx, {.endpoint = cfg.endpoint, .host = cfg.host, .sndhwm = cfg.sndhwm});
+  const std::string curve_public = curve ? curve->public_z85 : "";
+  auto pub = agent::Publisher::create(
+      ctx, {.endpoint = cfg.endpoint, .host = cfg.host, .sndhwm = cfg.sndhwm, .curve = std::move(curve)});
   if (!pub) {
     std::fprintf(stderr, "vmtide-agent: %s\n", pub.error().message().c_str());
     return 1;
@@ -188,6 +206,11 @@ int main(int argc, char** argv) {
   }
   spdlog::info("vmtide-agent {} publishing on {} every {:.3g} s (epoch {})", VMTIDE_VERSION, (*pub)->endpoint(),
                cfg.interval_s, (*pub)->epoch());
+  if (cfg.curve_secret_key.empty()) {
+    spdlog::info("stream not encrypted: anyone who reaches {} can read it (docs/security.md)", (*pub)->endpoint());
+  } else {
+    spdlog::info("CURVE on ({}): subscribers need the public key {}", cfg.curve_secret_key, curve_public);
+  }
 
   if (f.wait_subscriber_s > 0) {
     // PUB/SUB drops what is published before a subscription arrives (the
@@ -216,7 +239,8 @@ int main(int argc, char** argv) {
     if (g_reload.exchange(false)) {
       // SIGHUP: re-read the file (flags still win). Interval and log level
       // apply now; the rest needs a restart, and the log says which.
-      auto fresh = effective_config(f, explicit_config);
+      std::optional<wire::curve::KeyPair> unused;  // the socket keeps the key it started with
+      auto fresh = effective_config(f, explicit_config, &unused);
       if (!fresh) {
         spdlog::error("reload: keeping the running configuration: {}", fresh.error().context);
       } else {

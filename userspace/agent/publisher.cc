@@ -10,6 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "vmtide/wire/curve.h"
 #include "vmtide/wire/zmq_io.h"
 
 namespace vmtide::agent {
@@ -43,6 +44,11 @@ Result<std::unique_ptr<Publisher>> Publisher::create(zmq::context_t& ctx, Publis
     // ZMTP heartbeats: a vanished subscriber is noticed within ~3 s.
     sock.set(zmq::sockopt::heartbeat_ivl, 1000);
     sock.set(zmq::sockopt::heartbeat_timeout, 3000);
+    // Security options apply to connections made after they are set: set
+    // them before bind, or the first subscribers would get a plain stream.
+    if (opts.curve) {
+      if (Status st = wire::curve::configure_server(sock, *opts.curve); !st) return st.error();
+    }
     sock.bind(opts.endpoint);
     std::string ep = sock.get(zmq::sockopt::last_endpoint);
     return std::unique_ptr<Publisher>(new Publisher(std::move(sock), std::move(opts), std::move(ep)));

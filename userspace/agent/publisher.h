@@ -11,11 +11,13 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <zmq.hpp>
 
 #include "vmtide/result.h"
+#include "vmtide/wire/curve.h"
 #include "vmtide/wire/messages.h"
 
 namespace vmtide::agent {
@@ -24,6 +26,9 @@ struct PublisherOptions {
   std::string endpoint = "tcp://127.0.0.1:7470";
   std::string host;       // envelope host; the machine's hostname by default
   int sndhwm = 10000;     // messages queued per subscriber before drops
+  // The agent's keypair: subscribers must complete a CURVE handshake with
+  // it (docs/security.md). nullopt: plain ZMTP, readable by anyone.
+  std::optional<wire::curve::KeyPair> curve;
 };
 
 class Publisher {

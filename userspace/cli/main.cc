@@ -1,14 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0
 // vmtide: the command-line tool for operators and subscribers. Subcommands
-// so far: tap (the stream as JSON lines), top (a live table of VMs).
+// so far: tap (the stream as JSON lines), top (a live table of VMs), keygen
+// (CURVE keys for an encrypted stream, docs/security.md).
 #include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "control.h"
+#include "keygen.h"
 #include "tap.h"
 #include "top.h"
 #include "vmtide/version.h"
+
+namespace {
+// The same two options on every subscribing subcommand (docs/security.md).
+constexpr const char* kServerKeyHelp =
+    "the agent's CURVE public key: its .pub file or the 40 Z85 characters (the agent runs with "
+    "publish.curve_secret_key)";
+constexpr const char* kClientKeyHelp = "own CURVE keypair, a .key file from `vmtide keygen` (default: a fresh one)";
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"vmtide: watch and steer a vmtide cluster"};
@@ -25,6 +35,8 @@ int main(int argc, char** argv) {
   t->add_option("-n,--count", tap.count, "exit after printing this many messages");
   t->add_option("--timeout", tap.timeout_s, "exit with status 1 after this many seconds")
       ->check(CLI::NonNegativeNumber);
+  t->add_option("--server-key", tap.server_key, kServerKeyHelp)->type_name("FILE|Z85");
+  t->add_option("--client-key", tap.client_key, kClientKeyHelp)->type_name("FILE");
 
   vmtide::cli::TopOptions top;
   auto* tp = app.add_subcommand("top", "live table of every VM across the agents: CPU, steal, dirty rate, I/O");
@@ -34,6 +46,13 @@ int main(int argc, char** argv) {
   tp->add_option("--refresh", top.refresh_s, "seconds between redraws")->capture_default_str()->check(
       CLI::Range(0.1, 60.0));
   tp->add_option("-n,--frames", top.frames, "exit after this many frames");
+  tp->add_option("--server-key", top.server_key, kServerKeyHelp)->type_name("FILE|Z85");
+  tp->add_option("--client-key", top.client_key, kClientKeyHelp)->type_name("FILE");
+
+  vmtide::cli::KeygenOptions keygen;
+  auto* kg = app.add_subcommand("keygen", "write a CURVE keypair: PATH.key (secret, 0600) and PATH.pub (public)");
+  kg->add_option("PATH", keygen.prefix, "path prefix, e.g. /etc/vmtide/agent")->required();
+  kg->add_flag("--force", keygen.force, "replace existing PATH.key and PATH.pub");
 
   vmtide::cli::PlanOptions plan;
   auto* pl = app.add_subcommand("plan", "what the controller's next round would do, and why (changes nothing)");
@@ -45,5 +64,6 @@ int main(int argc, char** argv) {
   if (*pl) return vmtide::cli::run_plan(plan);
   if (*t) return vmtide::cli::run_tap(tap);
   if (*tp) return vmtide::cli::run_top(top);
+  if (*kg) return vmtide::cli::run_keygen(keygen);
   return 0;
 }

@@ -14,6 +14,7 @@
 
 #include <zmq.hpp>
 
+#include "vmtide/wire/curve.h"
 #include "vmtide/wire/zmq_io.h"
 
 namespace vmtide::cli {
@@ -72,6 +73,10 @@ int run_tap(const TapOptions& opts) {
     sub.set(zmq::sockopt::subscribe, prefix);
     if (Status st = wire::apply_limits(sub); !st) {
       std::fprintf(stderr, "vmtide tap: %s\n", st.error().message().c_str());
+      return 1;
+    }
+    if (Status st = wire::curve::configure_subscriber(sub, opts.server_key, opts.client_key); !st) {
+      std::fprintf(stderr, "vmtide tap: %s\n", st.error().context.c_str());
       return 1;
     }
     for (const auto& ep : opts.endpoints) sub.connect(ep);

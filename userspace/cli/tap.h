@@ -16,6 +16,8 @@ struct TapOptions {
   std::vector<std::string> vms;        // keep only vm/decision/event messages of these ids or names
   std::uint64_t count = 0;             // exit after this many printed messages (0: never)
   double timeout_s = 0;                // give up after this long (0: never)
+  std::string server_key;              // the agent's public key (file or Z85); "": no CURVE
+  std::string client_key;              // our .key file; "": an ephemeral keypair
 };
 
 // Runs until count or timeout or SIGINT. Returns the process exit status:

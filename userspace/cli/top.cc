@@ -16,6 +16,7 @@
 #include <zmq.hpp>
 
 #include "top_model.h"
+#include "vmtide/wire/curve.h"
 #include "vmtide/wire/zmq_io.h"
 
 namespace vmtide::cli {
@@ -79,6 +80,10 @@ int run_top(const TopOptions& opts) {
     sub.set(zmq::sockopt::subscribe, "vmtide.v1.");
     if (Status st = wire::apply_limits(sub); !st) {
       std::fprintf(stderr, "vmtide top: %s\n", st.error().message().c_str());
+      return 1;
+    }
+    if (Status st = wire::curve::configure_subscriber(sub, opts.server_key, opts.client_key); !st) {
+      std::fprintf(stderr, "vmtide top: %s\n", st.error().context.c_str());
       return 1;
     }
     for (const auto& ep : opts.endpoints) sub.connect(ep);

@@ -12,6 +12,8 @@ struct TopOptions {
   std::string sort = "steal";  // cpu, steal, dirty, io, name
   double refresh_s = 1.0;
   int frames = 0;  // exit after this many frames (0: until q or SIGINT)
+  std::string server_key;  // the agents' public key (file or Z85); "": no CURVE
+  std::string client_key;  // our .key file; "": an ephemeral keypair
 };
 
 int run_top(const TopOptions& opts);

@@ -1,0 +1,331 @@
+// SPDX-License-Identifier: Apache-2.0
+// CURVE on the real binaries over 127.0.0.1 (docs/security.md): `vmtide
+// keygen` writes a private .key and a public .pub and never overwrites by
+// accident; the agent refuses a secret key others can read; with CURVE on,
+// only subscribers holding the agent's public key receive anything, and
+// `vmtide tap --server-key` prints the stream.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <zmq.h>
+#include <zmq.hpp>
+
+#include "agent_process.h"
+#include "vmtide/wire/curve.h"
+#include "vmtide/wire/zmq_io.h"
+
+namespace vmtide {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using testsupport::AgentProcess;
+
+const std::string kAgent = VMTIDE_BINARY_DIR "/bin/vmtide-agent";
+const std::string kCli = VMTIDE_BINARY_DIR "/bin/vmtide";
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/vmtide-curve-it.XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) std::abort();
+    path_ = tmpl;
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+mode_t mode_of(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return 0;
+  return st.st_mode & 07777;
+}
+
+struct Ran {
+  int status = -1;
+  std::string out, err;
+};
+
+// Runs a binary to completion with stdout and stderr in files under `dir`
+// (no pipes to fill up); the status as a shell would report it.
+Ran run(const std::vector<std::string>& args, const TempDir& dir) {
+  static int n = 0;
+  const std::string out = dir / ("out." + std::to_string(n));
+  const std::string err = dir / ("err." + std::to_string(n));
+  ++n;
+  const pid_t pid = fork();
+  if (pid < 0) std::abort();
+  if (pid == 0) {
+    const int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    const int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (o < 0 || e < 0) _exit(126);
+    dup2(o, 1);
+    dup2(e, 2);
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  Ran r;
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+// The handshake outcomes of one socket, from zmq_socket_monitor: proof that
+// a subscriber which receives nothing did reach the agent and was turned
+// away, rather than not having connected yet.
+class HandshakeWatch {
+ public:
+  HandshakeWatch(zmq::context_t& ctx, zmq::socket_t& watched, const std::string& name)
+      : events_(ctx, zmq::socket_type::pair) {
+    const std::string ep = "inproc://handshakes-" + name;
+    const int want = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                     ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    if (zmq_socket_monitor(watched.handle(), ep.c_str(), want) != 0) std::abort();
+    events_.set(zmq::sockopt::linger, 0);
+    events_.connect(ep);
+  }
+  zmq::socket_t& socket() { return events_; }
+  // Reads the events queued so far.
+  void drain() {
+    zmq::message_t head, endpoint;
+    while (events_.recv(head, zmq::recv_flags::dontwait)) {
+      (void)events_.recv(endpoint);  // every event is two frames
+      std::uint16_t event = 0;
+      if (head.size() >= sizeof event) std::memcpy(&event, head.data(), sizeof event);
+      if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+        ++succeeded;
+      } else {
+        ++failed;
+      }
+    }
+  }
+
+  int succeeded = 0;
+  int failed = 0;
+
+ private:
+  zmq::socket_t events_;
+};
+
+zmq::socket_t subscriber(zmq::context_t& ctx) {
+  zmq::socket_t s(ctx, zmq::socket_type::sub);
+  s.set(zmq::sockopt::linger, 0);
+  s.set(zmq::sockopt::subscribe, "vmtide.v1.");
+  if (!wire::apply_limits(s)) std::abort();
+  return s;
+}
+
+// Consumes whatever a socket has queued; the number of frames.
+int discard(zmq::socket_t& s) {
+  int frames = 0;
+  zmq::message_t m;
+  while (s.recv(m, zmq::recv_flags::dontwait)) ++frames;
+  return frames;
+}
+
+std::vector<std::string> curve_agent_args(const std::string& key) {
+  // The test process itself stands in for a VM: procfs discovery samples
+  // any pid it is given.
+  return {kAgent,
+          "--endpoint",
+          "tcp://127.0.0.1:*",
+          "--discovery",
+          "procfs",
+          "--pid",
+          std::to_string(getpid()),
+          "--no-bpf",
+          "--metrics",
+          "off",
+          "--interval",
+          "0.2",
+          "--curve-secret-key",
+          key,
+          "--wait-subscriber",
+          "30"};
+}
+
+TEST(CurveStream, OnlySubscribersWithTheAgentKeyReceive) {
+  TempDir dir;
+  const Ran kg = run({kCli, "keygen", dir / "agent"}, dir);
+  ASSERT_EQ(kg.status, 0) << kg.err;
+  AgentProcess agent(curve_agent_args(dir / "agent.key"));
+  const auto ep = agent.endpoint();
+  ASSERT_TRUE(ep) << "agent never reported its endpoint; log:\n" << agent.log;
+
+  zmq::context_t ctx;
+  // Two intruders connect first: one speaking plain ZMTP, one with CURVE
+  // but another server's key (it cannot complete the handshake).
+  zmq::socket_t plain = subscriber(ctx);
+  HandshakeWatch plain_watch(ctx, plain, "plain");
+  zmq::socket_t wrong = subscriber(ctx);
+  auto impostor = wire::curve::generate();
+  ASSERT_TRUE(impostor);
+  ASSERT_TRUE(wire::curve::configure_subscriber(wrong, impostor->public_z85, ""));
+  HandshakeWatch wrong_watch(ctx, wrong, "wrong");
+  plain.connect(*ep);
+  wrong.connect(*ep);
+  // Then the one with the agent's .pub and an ephemeral keypair.
+  zmq::socket_t good = subscriber(ctx);
+  Status st = wire::curve::configure_subscriber(good, dir / "agent.pub", "");
+  ASSERT_TRUE(st) << st.error().message();
+  HandshakeWatch good_watch(ctx, good, "good");
+  good.connect(*ep);
+
+  int vms = 0, hosts = 0, hbs = 0, intruder_frames = 0;
+  auto done = [&] { return hbs >= 3 && vms >= 1 && hosts >= 1 && plain_watch.failed > 0 && wrong_watch.failed > 0; };
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (!done() && Clock::now() < deadline) {
+    zmq::pollitem_t items[] = {{good.handle(), 0, ZMQ_POLLIN, 0},
+                               {plain.handle(), 0, ZMQ_POLLIN, 0},
+                               {wrong.handle(), 0, ZMQ_POLLIN, 0},
+                               {plain_watch.socket().handle(), 0, ZMQ_POLLIN, 0},
+                               {wrong_watch.socket().handle(), 0, ZMQ_POLLIN, 0},
+                               {good_watch.socket().handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 6, std::chrono::milliseconds(200));
+    for (;;) {
+      auto m = wire::recv_message(good, zmq::recv_flags::dontwait);
+      ASSERT_TRUE(m) << m.error().message();
+      if (!m->has_value()) break;
+      const auto& body = (**m).body;
+      vms += std::holds_alternative<wire::VmSample>(body);
+      hosts += std::holds_alternative<wire::HostSample>(body);
+      hbs += std::holds_alternative<wire::Heartbeat>(body);
+    }
+    intruder_frames += discard(plain) + discard(wrong);
+    plain_watch.drain();
+    wrong_watch.drain();
+    good_watch.drain();
+  }
+  intruder_frames += discard(plain) + discard(wrong);
+
+  EXPECT_GE(hbs, 3) << agent.log;
+  EXPECT_GE(vms, 1) << "the agent samples the test process as a VM";
+  EXPECT_GE(hosts, 1);
+  EXPECT_GE(good_watch.succeeded, 1);
+  EXPECT_EQ(intruder_frames, 0) << "a subscriber without the agent's key received data";
+  EXPECT_GE(plain_watch.failed, 1) << "the plain subscriber never reached the agent";
+  EXPECT_EQ(plain_watch.succeeded, 0);
+  EXPECT_GE(wrong_watch.failed, 1) << "the wrong-key subscriber never reached the agent";
+  EXPECT_EQ(wrong_watch.succeeded, 0);
+}
+
+TEST(CurveKeygen, PrivateFilesNoOverwriteAndTheAgentRefusesAnOpenKey) {
+  TempDir dir;
+  const std::string key = dir / "agent.key";
+  const std::string pub = dir / "agent.pub";
+  const Ran first = run({kCli, "keygen", dir / "agent"}, dir);
+  ASSERT_EQ(first.status, 0) << first.err;
+  EXPECT_EQ(mode_of(key), 0600u);
+  EXPECT_EQ(mode_of(pub), 0644u);
+  auto pair = wire::curve::load_secret_key_file(key);
+  ASSERT_TRUE(pair) << pair.error().message();
+  EXPECT_NE(first.out.find(pair->public_z85), std::string::npos) << "keygen prints the public key: " << first.out;
+  EXPECT_EQ(*wire::curve::load_public_key(pub), pair->public_z85);
+
+  const std::string key_text = slurp(key);
+  const Ran again = run({kCli, "keygen", dir / "agent"}, dir);
+  EXPECT_EQ(again.status, 1);
+  EXPECT_NE(again.err.find(key + " already exists"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("--force"), std::string::npos) << again.err;
+  EXPECT_EQ(slurp(key), key_text) << "a refused keygen changed the key";
+
+  const Ran forced = run({kCli, "keygen", "--force", dir / "agent"}, dir);
+  ASSERT_EQ(forced.status, 0) << forced.err;
+  EXPECT_NE(slurp(key), key_text);
+  EXPECT_EQ(mode_of(key), 0600u);
+  EXPECT_EQ(mode_of(pub), 0644u);
+
+  // A secret key others can read: a configuration error, at start and
+  // under --check-config, with the command that fixes it. (--ticks 1: if
+  // the agent wrongly started, it still ends.)
+  ASSERT_EQ(chmod(key.c_str(), 0644), 0);
+  const std::string want = "secret key file " + key + " has mode 0644";
+  const Ran start = run({kAgent, "--endpoint", "tcp://127.0.0.1:*", "--metrics", "off", "--no-bpf", "--discovery",
+                         "procfs", "--ticks", "1", "--curve-secret-key", key},
+                        dir);
+  EXPECT_EQ(start.status, 1) << start.err;
+  EXPECT_NE(start.err.find(want), std::string::npos) << start.err;
+  EXPECT_NE(start.err.find("fix: chmod 600 " + key), std::string::npos) << start.err;
+  EXPECT_EQ(start.err.find("publishing on"), std::string::npos) << "the agent started anyway";
+
+  const Ran check = run({kAgent, "--check-config", "--curve-secret-key", key}, dir);
+  EXPECT_EQ(check.status, 1);
+  EXPECT_NE(check.err.find(want), std::string::npos) << check.err;
+
+  ASSERT_EQ(chmod(key.c_str(), 0600), 0);
+  const Ran fixed = run({kAgent, "--check-config", "--curve-secret-key", key}, dir);
+  EXPECT_EQ(fixed.status, 0) << fixed.err;
+  auto replaced = wire::curve::load_public_key(pub);
+  ASSERT_TRUE(replaced);
+  EXPECT_NE(fixed.err.find("CURVE on; subscribers need public key " + *replaced), std::string::npos) << fixed.err;
+  EXPECT_NE(fixed.out.find("curve_secret_key = '" + key + "'"), std::string::npos) << fixed.out;
+}
+
+TEST(CurveTap, PrintsJsonLinesFromACurveAgent) {
+  TempDir dir;
+  ASSERT_EQ(run({kCli, "keygen", dir / "agent"}, dir).status, 0);
+  ASSERT_EQ(run({kCli, "keygen", dir / "client"}, dir).status, 0);
+  AgentProcess agent(curve_agent_args(dir / "agent.key"));
+  const auto ep = agent.endpoint();
+  ASSERT_TRUE(ep) << agent.log;
+
+  auto check_lines = [](const Ran& r) {
+    EXPECT_EQ(r.status, 0) << r.err;
+    std::istringstream in(r.out);
+    std::string line;
+    int lines = 0;
+    while (std::getline(in, line)) {
+      ++lines;
+      EXPECT_EQ(line.rfind("{\"v\":1,\"kind\":", 0), 0u) << line;
+    }
+    EXPECT_EQ(lines, 3) << r.out;
+  };
+  // The .pub file and a client keypair of our own ...
+  check_lines(run({kCli, "tap", "-c", *ep, "--server-key", dir / "agent.pub", "--client-key", dir / "client.key", "-n",
+                   "3", "--timeout", "60"},
+                  dir));
+  // ... or the key pasted as Z85, with an ephemeral client keypair.
+  auto z85 = wire::curve::load_public_key(dir / "agent.pub");
+  ASSERT_TRUE(z85);
+  check_lines(run({kCli, "tap", "-c", *ep, "--server-key", *z85, "-n", "3", "--timeout", "60"}, dir));
+
+  // A key that is neither a file nor Z85 is an error before connecting.
+  const Ran bad = run({kCli, "top", "-c", *ep, "--server-key", dir / "agent.pbu", "-n", "1"}, dir);
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.err.find("neither an existing key file"), std::string::npos) << bad.err;
+  const Ran lonely = run({kCli, "tap", "-c", *ep, "--client-key", dir / "client.key", "-n", "1"}, dir);
+  EXPECT_EQ(lonely.status, 1);
+  EXPECT_NE(lonely.err.find("--server-key"), std::string::npos) << lonely.err;
+}
+
+}  // namespace
+}  // namespace vmtide
