@@ -229,8 +229,11 @@ TEST_F(DstateTest, VforkWaitIsCountedAsDState) {
   const double dstate = static_cast<double>(*r->vms[0].dstate_ns);
   const double waited = static_cast<double>(page.get()->waited_ns);
   EXPECT_GE(waited, kSleeps * static_cast<double>(kSleepNs));
-  EXPECT_LE(std::abs(dstate - waited), 0.03 * waited)
-      << "D state " << dstate / 1e6 << " ms vs " << waited / 1e6 << " ms waited in vfork()";
+  // Each sleep lies inside its timed vfork() call, which also spends time
+  // in clone() before the parent blocks: milliseconds under emulation (the
+  // vmtest), so the lower bound is 5 %; 0.05 % on the build machine.
+  EXPECT_LE(dstate, waited + 1e6) << "D state " << dstate / 1e6 << " ms vs " << waited / 1e6 << " ms waited";
+  EXPECT_GE(dstate, 0.95 * waited) << "D state " << dstate / 1e6 << " ms vs " << waited / 1e6 << " ms waited";
   std::printf("[ measured ] D state %.3f ms, vfork() waits %.3f ms (%+.2f %%)\n", dstate / 1e6, waited / 1e6,
               100.0 * (dstate / waited - 1.0));
   if (block_before && block_after) {
@@ -316,16 +319,23 @@ TEST_F(DstateTest, UntrackMidSleepLeavesNothing) {
   EXPECT_EQ(m->proc_entries, 1u);
   bool ok = false;
   std::thread t([&] { ok = vm.run(); });
-  // Await the main thread's D state (it lasts 600 ms).
+  // Await the main thread's D-state entry (the sleep lasts 600 ms). /proc
+  // shows 'D' from set_current_state() on, a little before the thread
+  // leaves the CPU and the entry exists: await both. map_stats() is slow
+  // (it reads the bitmaps word by word): only once the thread shows 'D'.
   char state = '?';
-  for (int i = 0; i < 5000 && state != 'D'; ++i) {
+  std::size_t entries = 0;
+  for (int i = 0; i < 5000 && entries != 1; ++i) {
     state = thread_state(vm.pid(), vm.pid());
-    if (state != 'D') std::this_thread::sleep_for(std::chrono::microseconds(200));
+    if (state == 'D') {
+      m = collector_->map_stats();
+      ASSERT_TRUE(m) << m.error().message();
+      entries = m->dsleep_entries;
+    }
+    if (entries != 1) std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   EXPECT_EQ(state, 'D');
-  m = collector_->map_stats();
-  ASSERT_TRUE(m) << m.error().message();
-  EXPECT_EQ(m->dsleep_entries, 1u);
+  EXPECT_EQ(entries, 1u) << "no D-state entry for a thread in vfork()";
   ASSERT_TRUE(collector_->untrack("vm-u"));
   expect_no_entries();
   t.join();
