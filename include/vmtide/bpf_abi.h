@@ -17,7 +17,7 @@
 #endif
 
 /* Bumped whenever a struct or map layout below changes. */
-#define VMTIDE_ABI_VERSION 2
+#define VMTIDE_ABI_VERSION 3
 
 /* ---- ctxsw: per-process context-switch counters (bpf/ctxsw.bpf.c) ----
  *
@@ -95,10 +95,12 @@ VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_io_inflight) == 16, "vmtide_io_infligh
 
 /* ---- steal: run-queue wait of tracked vCPU threads (bpf/steal.bpf.c) ----
  *
- * Map `steal_tid_bits` (array of __u64 words, word tid / 64, bit tid % 64)
- * is the one lookup every task pays: a clear bit rejects it. A set bit leads
- * to `steal_tasks` (hash, tid -> struct vmtide_steal_task), whose tgid is
- * checked again so a recycled tid is never counted.
+ * Map `steal_tgid_bits` (array of __u64 words, word tgid / 64, bit
+ * tgid % 64) is the one lookup every task pays: a clear bit rejects it. For a
+ * thread of a tracked VM process, `steal_tid_bits` (same layout, by tid)
+ * says whether it is a vCPU, which leads to `steal_tasks` (hash, tid ->
+ * struct vmtide_steal_task), whose tgid is checked again so a recycled tid is
+ * never counted.
  *
  * Tier 1 (always on): the `iter/task` program writes one
  * struct vmtide_steal_iter_rec per tracked thread; userspace reads the
@@ -110,11 +112,18 @@ VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_io_inflight) == 16, "vmtide_io_infligh
  * (VM slot, tgid)) the wait attributed to each other process. All counters
  * are monotonic; userspace computes deltas and deletes a VM's entries when
  * it stops tracking it.
+ *
+ * D state (detail mode): any thread of a tracked VM process (vCPU or not)
+ * that blocks in TASK_UNINTERRUPTIBLE, TASK_NOLOAD excluded, gets an entry in
+ * `steal_dsleep` (hash, tid -> struct vmtide_steal_dsleep) when it leaves the
+ * CPU; its sched_wakeup adds the sleep to steal_hist.dstate_ns of the VM
+ * (found through `steal_procs`, hash tgid -> VM slot) and deletes the entry.
  */
 #define VMTIDE_STEAL_HIST_SLOTS 32 /* log2 of the wait in µs */
 #define VMTIDE_STEAL_MAX_VMS_DEFAULT 256
 #define VMTIDE_STEAL_MAX_TIDS_DEFAULT 8192
 #define VMTIDE_STEAL_MAX_PREEMPTORS_DEFAULT 16384
+#define VMTIDE_STEAL_MAX_DSLEEP_DEFAULT 8192 /* threads in D state at once */
 #define VMTIDE_STEAL_COMM_LEN 16
 
 /* One tracked thread, written by the iterator (bpf_seq_write). */
@@ -143,7 +152,7 @@ struct vmtide_steal_hist {
 	__u64 wait_ns;       /* sum of every timed wait: compare with run_delay */
 	__u64 waits;         /* number of waits */
 	__u64 self_wait_ns;  /* part of wait_ns spent behind the VM's own threads */
-	__u64 _reserved;
+	__u64 dstate_ns;     /* D-state sleep of any thread of the VM, added at its wakeup */
 	__u64 slots[VMTIDE_STEAL_HIST_SLOTS]; /* waits by log2(wait µs) */
 };
 VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_steal_hist) == 32 + 8 * VMTIDE_STEAL_HIST_SLOTS, "vmtide_steal_hist layout");
@@ -161,11 +170,20 @@ struct vmtide_steal_preempt_val {
 };
 VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_steal_preempt_val) == 32, "vmtide_steal_preempt_val layout");
 
+/* A thread of a tracked VM asleep in D state; BPF creates and deletes it. */
+struct vmtide_steal_dsleep {
+	__u64 start_ns; /* bpf_ktime_get_ns() when it blocked */
+	__u32 tgid;     /* its process: userspace drops entries of untracked VMs by it */
+	__u32 vm_slot;  /* row in steal_hist */
+};
+VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_steal_dsleep) == 16, "vmtide_steal_dsleep layout");
+
 /* Drop counters (per-CPU array, one element): nothing is lost silently. */
 struct vmtide_steal_stats {
 	__u64 preempt_map_full; /* a (VM, preemptor) entry could not be created */
 	__u64 recycled_tid;     /* a tracked tid now belongs to another process */
+	__u64 dsleep_map_full;  /* a D-state sleep could not be timed: steal_dsleep full */
 };
-VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_steal_stats) == 16, "vmtide_steal_stats layout");
+VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_steal_stats) == 24, "vmtide_steal_stats layout");
 
 #endif /* VMTIDE_BPF_ABI_H */

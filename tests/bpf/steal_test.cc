@@ -163,6 +163,9 @@ class StealTest : public ::testing::Test {
     EXPECT_EQ(m->task_entries, 0u);
     EXPECT_EQ(m->tid_bits_set, 0u);
     EXPECT_EQ(m->preempt_entries, 0u);
+    EXPECT_EQ(m->tgid_bits_set, 0u);
+    EXPECT_EQ(m->proc_entries, 0u);
+    EXPECT_EQ(m->dsleep_entries, 0u);
   }
 
   // Runs `vm` against a hog for `window`, frozen at both ends; returns the
@@ -211,8 +214,11 @@ TEST_F(StealTest, IteratorStealEqualsSchedstatAndHistogramAgrees) {
   EXPECT_EQ(w.vm.steal_ns, truth);
   EXPECT_EQ(w.vm.source, StealSource::kBpfIter);
 
-  // Detail mode: the timed waits add up to the same run_delay.
+  // Detail mode: the timed waits add up to the same run_delay. Spinning,
+  // pause() and SIGSTOP are no D state.
   ASSERT_TRUE(w.vm.has_detail);
+  ASSERT_TRUE(w.vm.dstate_ns.has_value());
+  EXPECT_LT(*w.vm.dstate_ns, 5'000'000u);
   const double diff = std::abs(static_cast<double>(w.vm.hist_wait_ns) - static_cast<double>(truth));
   EXPECT_TRUE(diff <= 0.05 * static_cast<double>(truth) || diff <= 2e6)
       << "histogram total " << w.vm.hist_wait_ns << " ns vs schedstat " << truth << " ns";
@@ -278,6 +284,8 @@ TEST_F(StealTest, ExitedVmIsDroppedWithoutLeaks) {
   ASSERT_TRUE(mid) << mid.error().message();
   EXPECT_EQ(mid->task_entries, 2u);
   EXPECT_EQ(mid->tid_bits_set, 2u);
+  EXPECT_EQ(mid->tgid_bits_set, 1u);
+  EXPECT_EQ(mid->proc_entries, 1u);
   EXPECT_GT(mid->preempt_entries, 0u) << "no wait attributed in 10 s";
   vm.kill_and_reap();  // exits mid-window
   auto r = collector_->read();
@@ -324,6 +332,7 @@ TEST(StealDetailOff, IteratorAloneStillExact) {
   ASSERT_TRUE(r) << r.error().message();
   ASSERT_EQ(r->vms.size(), 1u);
   EXPECT_FALSE(r->vms[0].has_detail);
+  EXPECT_FALSE(r->vms[0].dstate_ns.has_value());
   ASSERT_EQ(r->vms[0].vcpus.size(), 2u);
   for (std::size_t i = 0; i < 2; ++i) {
     EXPECT_EQ(r->vms[0].vcpus[i].steal_ns, vm.run_delay(tids[i]) - before[i]);
@@ -354,6 +363,7 @@ TEST(StealProcfs, FallbackMatchesSchedstatAndNamesItsSource) {
   ASSERT_EQ(r->vms.size(), 1u);
   EXPECT_EQ(r->vms[0].source, StealSource::kProcfs);
   EXPECT_FALSE(r->vms[0].has_detail);
+  EXPECT_FALSE(r->vms[0].dstate_ns.has_value());
   ASSERT_EQ(r->vms[0].vcpus.size(), 2u);
   for (std::size_t i = 0; i < 2; ++i) EXPECT_EQ(r->vms[0].vcpus[i].steal_ns, vm.run_delay(tids[i]) - before[i]);
   vm.kill_and_reap();

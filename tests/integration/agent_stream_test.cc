@@ -150,7 +150,12 @@ TEST(AgentStream, SamplesAreCompleteOrderedAndPhysical) {
     // agent must report it once.
     if (const auto* hb = std::get_if<wire::Heartbeat>(&got.back().body); hb && !vm_killed) vms_before_kill = hb->vms;
     if (s && s->pid == static_cast<std::uint32_t>(vm) && ++vm_samples == 3) {
-      scraped_steal_s = metric_value(scrape(metrics_port), "vmtide_vm_steal_seconds_total", vm_label);
+      const std::string text = scrape(metrics_port);
+      scraped_steal_s = metric_value(text, "vmtide_vm_steal_seconds_total", vm_label);
+      // The io block carries D-state time: a series per VM (a spinner's is 0).
+      if (bpf) {
+        EXPECT_TRUE(metric_value(text, "vmtide_vm_io_dstate_seconds_total", vm_label)) << "no D-state series";
+      }
       kill_and_reap(vm);
       vm_killed = true;
     }

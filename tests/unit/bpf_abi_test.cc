@@ -14,7 +14,7 @@ TEST(BpfAbi, CtxswCountsLayout) {
   EXPECT_EQ(offsetof(vmtide_ctxsw_counts, out_voluntary), 0u);
   EXPECT_EQ(offsetof(vmtide_ctxsw_counts, out_involuntary), 8u);
   EXPECT_EQ(offsetof(vmtide_ctxsw_counts, in), 16u);
-  EXPECT_EQ(VMTIDE_ABI_VERSION, 2);
+  EXPECT_EQ(VMTIDE_ABI_VERSION, 3);
 }
 
 TEST(BpfAbi, DirtyWindowLayout) {
@@ -49,10 +49,17 @@ TEST(BpfAbi, StealLayout) {
   EXPECT_EQ(offsetof(vmtide_steal_task, preemptor_comm), 24u);
   EXPECT_EQ(sizeof(vmtide_steal_hist), 32u + 8u * VMTIDE_STEAL_HIST_SLOTS);
   EXPECT_EQ(offsetof(vmtide_steal_hist, self_wait_ns), 16u);
+  EXPECT_EQ(offsetof(vmtide_steal_hist, dstate_ns), 24u);
   EXPECT_EQ(offsetof(vmtide_steal_hist, slots), 32u);
   EXPECT_EQ(sizeof(vmtide_steal_preempt_key), 8u);
   EXPECT_EQ(offsetof(vmtide_steal_preempt_key, tgid), 4u);
   EXPECT_EQ(sizeof(vmtide_steal_preempt_val), 32u);
   EXPECT_EQ(offsetof(vmtide_steal_preempt_val, comm), 16u);
   EXPECT_EQ(offsetof(vmtide_steal_stats, recycled_tid), 8u);
+  EXPECT_EQ(offsetof(vmtide_steal_stats, dsleep_map_full), 16u);
+  EXPECT_EQ(sizeof(vmtide_steal_stats), 24u);
+  static_assert(std::is_standard_layout_v<vmtide_steal_dsleep>);
+  EXPECT_EQ(sizeof(vmtide_steal_dsleep), 16u);
+  EXPECT_EQ(offsetof(vmtide_steal_dsleep, tgid), 8u);
+  EXPECT_EQ(offsetof(vmtide_steal_dsleep, vm_slot), 12u);
 }

@@ -321,8 +321,11 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
         w.rd_ops = d->second.rd_ops;
         w.wr_ops = d->second.wr_ops;
         w.lat_hist = trim(d->second.lat_hist);
-        // dstate_ns stays 0 until the steal collector's sched_switch
-        // program measures uninterruptible sleep.
+        // D state comes from the steal collector's detail mode; without it
+        // (or for a VM it does not track: no named vCPU threads) it stays 0.
+        if (auto st = steal.find(vm.proc.id); vm.bpf_steal && st != steal.end() && st->second.dstate_ns) {
+          w.dstate_ns = *st->second.dstate_ns;
+        }
         s.io = std::move(w);
         if (d->second.io_some_us || d->second.cpu_some_us) {
           wire::Psi p;

@@ -24,7 +24,7 @@ namespace vmtide::agent {
 
 struct SamplerOptions {
   bool bpf = true;                        // load the BPF collectors (needs CAP_BPF + CAP_PERFMON)
-  bool steal_detail = true;               // wait histogram and noisy neighbours (sched tracepoints)
+  bool steal_detail = true;               // wait histogram, noisy neighbours, D-state time (sched tracepoints)
   bool dirty = true;                      // soft-dirty windows (needs CONFIG_MEM_SOFT_DIRTY)
   std::uint64_t dirty_window_ns = 2'000'000'000;
   std::uint64_t dirty_period_ns = 30'000'000'000;

@@ -89,8 +89,8 @@ StealProbe StealCollector::probe() {
 }
 
 Result<std::unique_ptr<StealCollector>> StealCollector::create(const Options& opts) {
-  if (opts.max_vms == 0 || opts.max_tids == 0 || opts.max_preemptors == 0) {
-    return make_error(Errc::kInvalidArgument, "steal: max_vms, max_tids and max_preemptors must be > 0");
+  if (opts.max_vms == 0 || opts.max_tids == 0 || opts.max_preemptors == 0 || opts.max_dsleep == 0) {
+    return make_error(Errc::kInvalidArgument, "steal: max_vms, max_tids, max_preemptors and max_dsleep must be > 0");
   }
   std::unique_ptr<StealCollector> c(new StealCollector(opts, probe()));
   if (opts.procfs_only) {
@@ -126,8 +126,11 @@ Status StealCollector::load() {
   const std::uint32_t words = (pid_max + 63) / 64;
   auto skel = bpf::Skeleton<steal_bpf>::open_load_attach("steal", [&](steal_bpf& s) -> Status {
     s.rodata->has_prev_state_arg = probe_.prev_state_arg;
-    const std::pair<bpf_map*, std::uint32_t> sizes[] = {{s.maps.steal_tid_bits, words},
+    const std::pair<bpf_map*, std::uint32_t> sizes[] = {{s.maps.steal_tgid_bits, words},
+                                                        {s.maps.steal_tid_bits, words},
                                                         {s.maps.steal_tasks, opts_.max_tids},
+                                                        {s.maps.steal_procs, opts_.max_vms},
+                                                        {s.maps.steal_dsleep, opts_.max_dsleep},
                                                         {s.maps.steal_hist, opts_.max_vms},
                                                         {s.maps.steal_preempt, opts_.max_preemptors}};
     for (const auto& [m, n] : sizes) {
@@ -152,19 +155,35 @@ Status StealCollector::load() {
   return {};
 }
 
-Status StealCollector::set_tid_bit(std::uint32_t tid, bool on) {
-  const std::uint32_t word = tid / 64;
+Status StealCollector::set_bit(bpf_map* bitmap, std::uint32_t id, bool on) {
+  const std::uint32_t word = id / 64;
   std::uint64_t bits = 0;
-  if (int err = bpf_map__lookup_elem(skel_->maps.steal_tid_bits, &word, sizeof word, &bits, sizeof bits, 0); err != 0) {
-    return make_error(Errc::kBpfMap, "steal: reading tid bitmap: " + errstr(err));
+  if (int err = bpf_map__lookup_elem(bitmap, &word, sizeof word, &bits, sizeof bits, 0); err != 0) {
+    return make_error(Errc::kBpfMap, std::string("steal: reading ") + bpf_map__name(bitmap) + ": " + errstr(err));
   }
-  const std::uint64_t mask = 1ull << (tid % 64);
+  const std::uint64_t mask = 1ull << (id % 64);
   bits = on ? (bits | mask) : (bits & ~mask);
-  if (int err = bpf_map__update_elem(skel_->maps.steal_tid_bits, &word, sizeof word, &bits, sizeof bits, BPF_ANY);
-      err != 0) {
-    return make_error(Errc::kBpfMap, "steal: writing tid bitmap: " + errstr(err));
+  if (int err = bpf_map__update_elem(bitmap, &word, sizeof word, &bits, sizeof bits, BPF_ANY); err != 0) {
+    return make_error(Errc::kBpfMap, std::string("steal: writing ") + bpf_map__name(bitmap) + ": " + errstr(err));
   }
   return {};
+}
+
+Status StealCollector::set_tid_bit(std::uint32_t tid, bool on) { return set_bit(skel_->maps.steal_tid_bits, tid, on); }
+
+void StealCollector::drop_orphan_dsleeps() {
+  std::uint32_t tid = 0, next = 0;
+  const void* prev = nullptr;
+  std::vector<std::uint32_t> orphans;
+  while (bpf_map__get_next_key(skel_->maps.steal_dsleep, prev, &next, sizeof next) == 0) {
+    tid = next;
+    prev = &tid;
+    vmtide_steal_dsleep d{};
+    if (bpf_map__lookup_elem(skel_->maps.steal_dsleep, &tid, sizeof tid, &d, sizeof d, 0) != 0) continue;
+    const bool owned = std::any_of(vms_.begin(), vms_.end(), [&](const auto& v) { return v.second.tgid == d.tgid; });
+    if (!owned) orphans.push_back(tid);
+  }
+  for (std::uint32_t t : orphans) bpf_map__delete_elem(skel_->maps.steal_dsleep, &t, sizeof t, 0);
 }
 
 Status StealCollector::track(const std::string& vm_id, std::uint32_t tgid,
@@ -176,6 +195,10 @@ Status StealCollector::track(const std::string& vm_id, std::uint32_t tgid,
                       "steal: cannot track VM " + vm_id + ": all " + std::to_string(opts_.max_vms) + " slots in use");
   }
   for (const auto& [id, vm] : vms_) {
+    if (vm.tgid == tgid) {
+      return make_error(Errc::kInvalidArgument,
+                        "steal: process " + std::to_string(tgid) + " already tracked for VM " + id);
+    }
     for (std::uint32_t tid : vcpu_tids) {
       if (vm.prev.count(tid) != 0) {
         return make_error(Errc::kInvalidArgument,
@@ -220,6 +243,16 @@ Status StealCollector::track(const std::string& vm_id, std::uint32_t tgid,
       }
       if (Status st = set_tid_bit(tid, true); !st) return fail(st.error());
     }
+    // The process last: until its bit is set no program looks at its threads.
+    if (tgid / 64 >= bitmap_words_) {
+      return fail(make_error(Errc::kInvalidArgument, "steal: tgid " + std::to_string(tgid) + " above pid_max"));
+    }
+    if (int err =
+            bpf_map__update_elem(skel_->maps.steal_procs, &tgid, sizeof tgid, &v.slot, sizeof v.slot, BPF_NOEXIST);
+        err != 0) {
+      return fail(make_error(Errc::kBpfMap, "steal: tracking process " + std::to_string(tgid) + ": " + errstr(err)));
+    }
+    if (Status st = set_bit(skel_->maps.steal_tgid_bits, tgid, true); !st) return fail(st.error());
   }
   auto now = collect();
   if (!now) return fail(now.error());
@@ -238,8 +271,18 @@ Status StealCollector::forget(const std::string& vm_id) {
   auto it = vms_.find(vm_id);
   if (it == vms_.end()) return make_error(Errc::kNotFound, "steal: VM " + vm_id + " not tracked");
   Status out;
+  const std::uint32_t tgid = it->second.tgid;
   if (source_ == StealSource::kBpfIter) {
-    // The bit first: once it is clear no program creates entries for the tid.
+    // The bits first: once they are clear no program creates entries for the
+    // process or the tid. The process's bit is clear only if it was set by
+    // this VM (track() refuses a second VM with the same tgid).
+    if (tgid / 64 < bitmap_words_) {
+      if (Status st = set_bit(skel_->maps.steal_tgid_bits, tgid, false); !st && out) out = st;
+      int err = bpf_map__delete_elem(skel_->maps.steal_procs, &tgid, sizeof tgid, 0);
+      if (err != 0 && err != -ENOENT && out) {
+        out = make_error(Errc::kBpfMap, "steal: untracking process: " + errstr(err));
+      }
+    }
     for (const auto& [tid, raw] : it->second.prev) {
       if (tid / 64 >= bitmap_words_) continue;
       if (Status st = set_tid_bit(tid, false); !st && out) out = st;
@@ -257,6 +300,8 @@ Status StealCollector::forget(const std::string& vm_id) {
   }
   free_slots_.push_back(it->second.slot);  // FIFO: a freed slot is reused last
   vms_.erase(it);
+  // Its threads asleep in D now: their wakeups no longer pass the filter.
+  if (source_ == StealSource::kBpfIter) drop_orphan_dsleeps();
   return out;
 }
 
@@ -323,6 +368,7 @@ Result<vmtide_steal_hist> StealCollector::read_hist(std::uint32_t slot) const {
     sum.wait_ns += h.wait_ns;
     sum.waits += h.waits;
     sum.self_wait_ns += h.self_wait_ns;
+    sum.dstate_ns += h.dstate_ns;
     for (int i = 0; i < VMTIDE_STEAL_HIST_SLOTS; ++i) sum.slots[i] += h.slots[i];
   }
   return sum;
@@ -367,7 +413,8 @@ Result<StealReading> StealCollector::read() {
     pre = std::move(*p);
     // Rows of a slot no VM owns: written by a program that passed the tid
     // check just before an untrack cleared the bit. Delete them here so
-    // nothing leaks.
+    // nothing leaks; the same for D-state sleeps of untracked processes.
+    drop_orphan_dsleeps();
     for (auto it = pre.begin(); it != pre.end();) {
       const bool owned =
           std::any_of(vms_.begin(), vms_.end(), [&](const auto& v) { return v.second.slot == it->first; });
@@ -385,10 +432,15 @@ Result<StealReading> StealCollector::read() {
     std::uint32_t zero = 0;
     if (bpf_map__lookup_elem(skel_->maps.steal_stats, &zero, sizeof zero, st.data(),
                              st.size() * sizeof(vmtide_steal_stats), 0) == 0) {
-      std::uint64_t drops = 0;
-      for (const auto& s : st) drops += s.preempt_map_full;
+      std::uint64_t drops = 0, dsleep_drops = 0;
+      for (const auto& s : st) {
+        drops += s.preempt_map_full;
+        dsleep_drops += s.dsleep_map_full;
+      }
       r.preempt_map_full = drops - drops_prev_;
       drops_prev_ = drops;
+      r.dsleep_map_full = dsleep_drops - dsleep_drops_prev_;
+      dsleep_drops_prev_ = dsleep_drops;
     }
   }
 
@@ -435,6 +487,7 @@ Result<StealReading> StealCollector::read() {
       out.hist_wait_ns = h->wait_ns - vm.hist_prev.wait_ns;
       out.hist_waits = h->waits - vm.hist_prev.waits;
       out.hist_self_wait_ns = h->self_wait_ns - vm.hist_prev.self_wait_ns;
+      out.dstate_ns = h->dstate_ns - vm.hist_prev.dstate_ns;
       for (int i = 0; i < VMTIDE_STEAL_HIST_SLOTS; ++i) out.wait_hist_log2_us[i] = h->slots[i] - vm.hist_prev.slots[i];
       vm.hist_prev = *h;
       for (const auto& [ptgid, val] : pre[vm.slot]) {
@@ -476,12 +529,25 @@ Result<StealCollector::MapStats> StealCollector::map_stats() const {
     pk = pnext;
     prev = &pk;
   }
-  for (std::uint32_t w = 0; w < bitmap_words_; ++w) {
-    std::uint64_t bits = 0;
-    if (int err = bpf_map__lookup_elem(skel_->maps.steal_tid_bits, &w, sizeof w, &bits, sizeof bits, 0); err != 0) {
-      return make_error(Errc::kBpfMap, "steal: reading tid bitmap: " + errstr(err));
+  std::uint32_t key = 0;
+  for (auto [map, count] :
+       {std::pair{skel_->maps.steal_procs, &m.proc_entries}, std::pair{skel_->maps.steal_dsleep, &m.dsleep_entries}}) {
+    prev = nullptr;
+    while (bpf_map__get_next_key(map, prev, &next, sizeof next) == 0) {
+      ++*count;
+      key = next;
+      prev = &key;
     }
-    m.tid_bits_set += static_cast<std::size_t>(__builtin_popcountll(bits));
+  }
+  for (auto [map, count] : {std::pair{skel_->maps.steal_tid_bits, &m.tid_bits_set},
+                            std::pair{skel_->maps.steal_tgid_bits, &m.tgid_bits_set}}) {
+    for (std::uint32_t w = 0; w < bitmap_words_; ++w) {
+      std::uint64_t bits = 0;
+      if (int err = bpf_map__lookup_elem(map, &w, sizeof w, &bits, sizeof bits, 0); err != 0) {
+        return make_error(Errc::kBpfMap, std::string("steal: reading ") + bpf_map__name(map) + ": " + errstr(err));
+      }
+      *count += static_cast<std::size_t>(__builtin_popcountll(bits));
+    }
   }
   return m;
 }

@@ -3,8 +3,9 @@
 // Tier 1 (always on) reads the kernel's schedstat counters of every tracked
 // thread through one task-iterator read per tick; detail mode (tp_btf
 // sched_wakeup/switch) adds a per-VM log2 wait histogram and the processes
-// that held the CPU meanwhile (noisy neighbours). Without BPF it polls
-// /proc/<pid>/task/<tid>/schedstat and says so in every reading.
+// that held the CPU meanwhile (noisy neighbours), and the time every thread
+// of the VM process spent in D state (uninterruptible sleep). Without BPF it
+// polls /proc/<pid>/task/<tid>/schedstat and says so in every reading.
 #pragma once
 
 #include <array>
@@ -12,6 +13,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,7 @@
 #include "vmtide/bpf_abi.h"
 #include "vmtide/result.h"
 
+struct bpf_map;
 struct steal_bpf;
 
 namespace vmtide::collectors {
@@ -70,6 +73,10 @@ struct VmSteal {
   std::uint64_t hist_self_wait_ns = 0;                                     // part spent behind the VM's own threads
   std::array<std::uint64_t, VMTIDE_STEAL_HIST_SLOTS> wait_hist_log2_us{};  // [i]: waits in [2^i, 2^(i+1)) µs
   std::vector<Preemptor> top_preemptors;                                   // other processes, most steal first
+  // D-state sleep of all the VM process's threads (vCPUs and I/O threads),
+  // counted when each sleep ends. Only detail mode measures it: nullopt
+  // without it (not zero: nobody looked).
+  std::optional<std::uint64_t> dstate_ns;
 };
 
 struct StealReading {
@@ -77,6 +84,7 @@ struct StealReading {
   std::vector<VmSteal> vms;              // in vm_id order
   std::vector<std::string> dropped_vms;  // processes that exited: untracked by this read
   std::uint64_t preempt_map_full = 0;    // detail-mode drops since the previous read
+  std::uint64_t dsleep_map_full = 0;     // D-state sleeps not timed (steal_dsleep full) since the previous read
 };
 
 // Not thread-safe: one owner calls track/untrack/read (the agent's tick).
@@ -87,6 +95,7 @@ class StealCollector {
     std::uint32_t max_vms = VMTIDE_STEAL_MAX_VMS_DEFAULT;
     std::uint32_t max_tids = VMTIDE_STEAL_MAX_TIDS_DEFAULT;
     std::uint32_t max_preemptors = VMTIDE_STEAL_MAX_PREEMPTORS_DEFAULT;
+    std::uint32_t max_dsleep = VMTIDE_STEAL_MAX_DSLEEP_DEFAULT;  // threads in D state at once, all VMs
     std::size_t top_preemptors = 5;
     bool allow_procfs_fallback = true;  // when BPF cannot run
     bool procfs_only = false;           // configuration: never load BPF
@@ -99,7 +108,8 @@ class StealCollector {
   [[nodiscard]] static StealProbe probe();
   ~StealCollector();
 
-  // Starts measuring a VM; the first read() reports deltas from now.
+  // Starts measuring a VM: steal of `vcpu_tids`, D state of every thread of
+  // `tgid`. The first read() reports deltas from now.
   [[nodiscard]] Status track(const std::string& vm_id, std::uint32_t tgid, const std::vector<std::uint32_t>& vcpu_tids);
   [[nodiscard]] Status untrack(const std::string& vm_id);
   bool is_tracked(const std::string& vm_id) const { return vms_.count(vm_id) != 0; }
@@ -118,6 +128,9 @@ class StealCollector {
     std::size_t task_entries = 0;     // steal_tasks
     std::size_t tid_bits_set = 0;     // steal_tid_bits
     std::size_t preempt_entries = 0;  // steal_preempt
+    std::size_t tgid_bits_set = 0;    // steal_tgid_bits
+    std::size_t proc_entries = 0;     // steal_procs
+    std::size_t dsleep_entries = 0;   // steal_dsleep: D-state sleeps in progress
   };
   [[nodiscard]] Result<MapStats> map_stats() const;
 
@@ -141,7 +154,10 @@ class StealCollector {
   [[nodiscard]] Result<std::map<std::uint32_t, Raw>> collect() const;
   [[nodiscard]] Result<vmtide_steal_hist> read_hist(std::uint32_t slot) const;
   [[nodiscard]] Result<std::map<std::uint32_t, std::map<std::uint32_t, vmtide_steal_preempt_val>>> read_preempt() const;
+  [[nodiscard]] Status set_bit(bpf_map* bitmap, std::uint32_t id, bool on);
   [[nodiscard]] Status set_tid_bit(std::uint32_t tid, bool on);
+  // Deletes the D-state entries of processes no tracked VM owns.
+  void drop_orphan_dsleeps();
   [[nodiscard]] Status forget(const std::string& vm_id);  // removes every map entry of the VM
 
   Options opts_;
@@ -156,6 +172,7 @@ class StealCollector {
   std::deque<std::uint32_t> free_slots_;
   std::uint64_t last_read_ns_ = 0;
   std::uint64_t drops_prev_ = 0;
+  std::uint64_t dsleep_drops_prev_ = 0;
 };
 
 }  // namespace vmtide::collectors

@@ -47,6 +47,8 @@ struct MetricsExporter::Impl {
       .Help("Block I/O bytes submitted by the VM's process, by direction").Register(*registry);
   Family<Counter>& vm_io_ops = BuildCounter().Name("vmtide_vm_io_requests_total")
       .Help("Block requests completed for the VM's process, by direction").Register(*registry);
+  Family<Counter>& vm_io_dstate = BuildCounter().Name("vmtide_vm_io_dstate_seconds_total")
+      .Help("Time the VM's threads spent in uninterruptible sleep (D state)").Register(*registry);
   Family<Counter>& vm_pressure = BuildCounter().Name("vmtide_vm_pressure_stalled_seconds_total")
       .Help("Stall time of the VM's cgroup (PSI), by resource and kind").Register(*registry);
 
@@ -89,6 +91,7 @@ struct MetricsExporter::Impl {
       rm_counter(vm_io_bytes, {{"direction", dir}});
       rm_counter(vm_io_ops, {{"direction", dir}});
     }
+    rm_counter(vm_io_dstate);
     for (const char* res : {"cpu", "io"}) {
       for (const char* kind : {"some", "full"}) rm_counter(vm_pressure, {{"resource", res}, {"kind", kind}});
     }
@@ -147,6 +150,7 @@ void MetricsExporter::observe(const wire::Message::Body& body, std::uint64_t int
       m.vm_io_bytes.Add(with("write")).Increment(static_cast<double>(v->io->wr_bytes));
       m.vm_io_ops.Add(with("read")).Increment(static_cast<double>(v->io->rd_ops));
       m.vm_io_ops.Add(with("write")).Increment(static_cast<double>(v->io->wr_ops));
+      m.vm_io_dstate.Add(l).Increment(static_cast<double>(v->io->dstate_ns) / kNs);
     }
     if (v->psi) {
       auto add = [&](const char* res, const char* kind, const std::optional<std::uint64_t>& us) {
