@@ -160,7 +160,11 @@ bool JsonToMsgpack::run() {
   for (;;) {
     skip_ws();
     if (want_value) {
-      if (at_end()) return truncated(stack_.empty() ? "nothing: no value" : "a container: expected a value");
+      if (at_end()) {
+        if (!stack_.empty()) return truncated("a container: expected a value");
+        err_ = make_error(Errc::kWireTruncated, "no JSON value: the input is empty or blank");
+        return false;
+      }
       if (peek() == '{' || peek() == '[') {
         if (!open(peek() == '{')) return false;
         skip_ws();
