@@ -26,6 +26,7 @@
 #include <zmq.hpp>
 
 #include "controller.h"
+#include "decision_log.h"
 #include "controller_config.h"
 #include "ingest.h"
 #include "publisher.h"
@@ -91,8 +92,9 @@ std::string id_base() {
   return buf;
 }
 
-// The decision log: one JSON line per decision, appended and flushed so a
-// crash loses at most the line being written.
+// The decision log (controller/log): checked once at start, so a wrong
+// path fails loudly instead of at the first decision; each record is then
+// one appended line.
 class DecisionLog {
  public:
   Status open(const std::string& path) {
@@ -101,28 +103,24 @@ class DecisionLog {
     std::error_code ec;
     const auto dir = std::filesystem::path(path).parent_path();
     if (!dir.empty()) std::filesystem::create_directories(dir, ec);
-    out_.open(path, std::ios::app);
-    if (!out_) {
+    std::ofstream probe(path, std::ios::app);
+    if (!probe) {
       return make_error(Errc::kIo, "cannot open the decision log " + path + ": " + std::strerror(errno) +
                                        " (set [log] decisions, or --decision-log)");
     }
     return {};
   }
   void append(const wire::Message& m) {
-    if (!out_.is_open()) return;
-    out_ << wire::to_json(m) << '\n';
-    out_.flush();
-    if (!out_) {
+    if (path_.empty()) return;
+    if (Status st = decision_log::append(path_, m); !st) {
       ++errors_;
-      spdlog::error("writing the decision log {} failed", path_);
-      out_.clear();
+      spdlog::error("decision log: {}", st.error().message());
     }
   }
   std::uint64_t errors() const { return errors_; }
 
  private:
   std::string path_;
-  std::ofstream out_;
   std::uint64_t errors_ = 0;
 };
 

@@ -199,8 +199,14 @@ TEST_F(ControllerStream, RecommendsTheExpectedMoveAndLogsIt) {
   EXPECT_NE(health.find("\"name\":\"kvm1\",\"stale\":false"), std::string::npos) << health;
   EXPECT_NE(health.find("\"name\":\"kvm2\",\"stale\":false"), std::string::npos) << health;
 
-  // The operator's view of the same: `vmtide plan` and `vmtide predict --vm`.
+  // The operator's view of the same: `vmtide explain` on the logged
+  // decision, `vmtide plan` and `vmtide predict --vm` live.
   const std::string cli = std::string(VMTIDE_BINARY_DIR) + "/bin/vmtide";
+  const auto [ex_rc, ex_out] = run(cli + " explain " + decision->id + " --log " + log_);
+  EXPECT_EQ(ex_rc, 0) << ex_out;
+  EXPECT_NE(ex_out.find(decision->id), std::string::npos) << ex_out;
+  EXPECT_NE(ex_out.find("vm-big"), std::string::npos) << ex_out;
+  EXPECT_NE(ex_out.find("from kvm1 to kvm2"), std::string::npos) << ex_out;
   const auto [plan_rc, plan_out] = run(cli + " plan --controller " + control_endpoint_);
   EXPECT_EQ(plan_rc, 0) << plan_out;
   EXPECT_NE(plan_out.find("move vm-big (big) from kvm1 to kvm2"), std::string::npos) << plan_out;

@@ -1,13 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 // vmtide: the command-line tool for operators and subscribers. Subcommands
-// so far: tap (the stream as JSON lines), top (a live table of VMs), keygen
-// (CURVE keys for an encrypted stream, docs/security.md).
+// tap (the stream as JSON lines), top (a live table of VMs), keygen (CURVE
+// keys, docs/security.md), explain (a decision from the decision log in
+// plain language), predict (a pre-copy migration, offline or for a live VM
+// through the controller), plan (what the controller's next round would do).
+#include <iostream>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "control.h"
 #include "keygen.h"
+#include "explain.h"
+#include "predict.h"
 #include "tap.h"
 #include "top.h"
 #include "vmtide/version.h"
@@ -60,10 +65,60 @@ int main(int argc, char** argv) {
   pl->add_flag("--json", plan.json, "the plan as one JSON document");
   pl->add_option("--timeout", plan.timeout_s, "seconds to wait for the answer")->capture_default_str();
 
+  vmtide::cli::ExplainOptions explain;
+  auto* ex = app.add_subcommand("explain", "why the controller decided what it did: one decision in plain language");
+  auto* id = ex->add_option("ID", explain.id, "decision id, as in the log and on the decision stream");
+  auto* last = ex->add_option("--last", explain.last, "explain the last N decisions instead (default 1)")
+                   ->expected(0, 1)
+                   ->default_str("1")
+                   ->check(CLI::PositiveNumber);
+  id->excludes(last);
+  ex->add_option("--log", explain.log, "the controller's decision log")->capture_default_str();
+  ex->final_callback([&] {
+    if (explain.id.empty() && !explain.last) throw CLI::RequiredError("ID or --last");
+  });
+
+  vmtide::cli::PredictOptions predict;
+  auto* pr = app.add_subcommand(
+      "predict", "predict a pre-copy live migration: vmtide's model and the constant-rate baseline side by side");
+  std::string predict_vm;
+  std::string predict_controller = vmtide::cli::kDefaultControlEndpoint;
+  auto* vm_opt = pr->add_option("--vm", predict_vm,
+                                "a live VM (name or uuid): the running controller predicts from its measured "
+                                "RAM, touched memory, dirty curve and link (the other options do not apply)");
+  pr->add_option("--controller", predict_controller, "with --vm: the controller's control endpoint")
+      ->capture_default_str();
+  auto* ram_opt =
+      pr->add_option("--ram", predict.ram, "guest RAM, e.g. 4Gi (K M G T: powers of 1000; Ki Mi Gi Ti: of 1024)");
+  pr->add_option("--touched,--rss", predict.touched, "non-zero (touched) memory pass 0 sends in full (default: --ram)");
+  auto* rate = pr->add_option("--dirty-rate", predict.dirty_rate, "distinct bytes dirtied per second, e.g. 20M/s");
+  auto* curve = pr->add_option("--dirty-curve", predict.dirty_curve,
+                               "measured distinct pages dirtied within tau seconds: \"tau_s:pages,...\"");
+  rate->excludes(curve);
+  pr->add_option("--working-set", predict.working_set,
+                 "with --dirty-rate: random writes over this much memory (default: a straight line up to --ram)");
+  auto* bw_opt = pr->add_option("--bandwidth", predict.bandwidth, "migration bandwidth, bytes per second, e.g. 1.25G/s");
+  vm_opt->excludes(ram_opt)->excludes(bw_opt)->excludes(rate)->excludes(curve);
+  pr->add_option("--downtime-limit", predict.downtime_limit_ms, "QEMU's downtime-limit, ms")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  pr->add_flag("--auto-converge", predict.auto_converge, "QEMU throttles the guest when it dirties too fast");
+  pr->add_option("--page-size", predict.page_size, "guest page size")->capture_default_str();
+  pr->add_flag("--json", predict.json, "print one JSON object instead of a table");
+  pr->final_callback([&] {
+    if (vm_opt->count() > 0) return;
+    if (ram_opt->count() == 0) throw CLI::RequiredError("--ram (or --vm NAME for a live VM)");
+    if (bw_opt->count() == 0) throw CLI::RequiredError("--bandwidth");
+    if (!predict.dirty_rate && !predict.dirty_curve) throw CLI::RequiredError("--dirty-rate or --dirty-curve");
+  });
+
   CLI11_PARSE(app, argc, argv);
   if (*pl) return vmtide::cli::run_plan(plan);
   if (*t) return vmtide::cli::run_tap(tap);
   if (*tp) return vmtide::cli::run_top(top);
   if (*kg) return vmtide::cli::run_keygen(keygen);
+  if (*ex) return vmtide::cli::run_explain(explain, std::cout, std::cerr);
+  if (*pr && vm_opt->count() > 0) return vmtide::cli::run_predict_vm(predict_controller, predict_vm, predict.json, 5.0);
+  if (*pr) return vmtide::cli::run_predict(predict, std::cout, std::cerr);
   return 0;
 }

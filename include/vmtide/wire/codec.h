@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Wire protocol v1 codec: topics, msgpack encoding, the strict decoder and
-// JSON rendering (docs/wire-protocol.md). The decoder never throws; the
-// others only throw std::bad_alloc, like any std::string function.
+// Wire protocol v1 codec: topics, msgpack encoding, the strict decoder, and
+// JSON rendering and parsing (docs/wire-protocol.md). The decoders never
+// throw; the others only throw std::bad_alloc, like any std::string function.
 #pragma once
 
 #include <cstddef>
@@ -63,6 +63,22 @@ struct Topic {
 // `s` as a JSON string literal, quotes included, escaped as to_json does
 // (for other JSON documents the tools print).
 [[nodiscard]] std::string json_string(std::string_view s);
+
+// The inverse of to_json, for the controller's decision log and other JSON
+// input: a strict RFC 8259 parser (UTF-8 only, every escape including
+// surrogate pairs, no trailing bytes) converts the text to msgpack, which
+// then goes through decode() with the same limits, so the JSON form gets
+// every check of the wire form. limits.max_bytes bounds the text; depth,
+// element, pair and string limits apply while parsing, with the same codes.
+// Integers become msgpack integers (negative ones negative); numbers with a
+// fraction or exponent, or outside 64-bit integer range, become float64, so
+// "1.0" is not a uint. null becomes nil, which no known key accepts: the
+// null to_json writes for a non-finite float is rejected (wire_type), as
+// decode() rejects the float itself. Syntax errors are kWireMalformed and
+// input ending early kWireTruncated, with the byte offset in the context.
+// from_json(to_json(m)) == m for every m decode() accepts whose strings are
+// valid UTF-8 (to_json replaces invalid bytes with U+FFFD).
+[[nodiscard]] Result<Message> from_json(std::string_view text, const DecodeLimits& limits = {});
 
 // Views a std::string / zmq frame as the decoder's input.
 inline std::span<const std::uint8_t> as_bytes(std::string_view s) noexcept {
