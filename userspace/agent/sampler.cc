@@ -259,11 +259,13 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
 
   for (auto it = vms_.begin(); it != vms_.end();) {
     VmState& vm = it->second;
-    // One pass over the VM's threads: all of them (CPU used) and the vCPU
-    // threads (steal). Without debug-threads the vCPUs are not named, and
-    // every thread's wait counts as steal.
-    // With the steal collector, CPU comes from /proc/<pid>/stat (one small
-    // file) and steal from the iterator; else one pass over schedstat files.
+    // CPU comes from /proc/<pid>/stat (one small file), which keeps the
+    // time of exited threads: a sum over the live threads' schedstat drops
+    // whenever one exits (QEMU's short-lived workers, such as the sampling
+    // thread of every calc-dirty-rate) and reads as a tick without CPU.
+    // Steal comes from the steal collector's iterator, else from one pass
+    // over the vCPU threads' schedstat; without debug-threads the vCPUs are
+    // not named, and every thread's wait counts as steal.
     Result<std::pair<collectors::SchedStat, collectors::SchedStat>> split =
         make_error(Errc::kNotFound, "gone");
     if (seen.count(it->first) && vm.bpf_steal) {
@@ -274,6 +276,13 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
       }
     } else if (seen.count(it->first)) {
       split = collectors::process_schedstat_split(vm.proc.pid, vm.proc.vcpu_tids);
+      if (split) {
+        if (auto cpu = collectors::process_cpu_ns(vm.proc.pid); cpu) {
+          split->first.run_ns = *cpu;
+        } else {
+          split = cpu.error();
+        }
+      }
     }
     if (!split) {
       // Vanished mid-sample: drop it quietly, once, with an event.
