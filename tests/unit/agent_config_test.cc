@@ -30,6 +30,7 @@ endpoint = "tcp://10.0.0.7:7470"
 [discovery]
 source = "procfs"
 extra_pids = [123, 456]
+qmp_sockets = true
 [collectors]
 dirty = false
 )", "t.toml");
@@ -39,6 +40,7 @@ dirty = false
   EXPECT_EQ(c->endpoint, "tcp://10.0.0.7:7470");
   EXPECT_EQ(c->discovery, "procfs");
   EXPECT_EQ(c->extra_pids, (std::vector<std::uint32_t>{123, 456}));
+  EXPECT_TRUE(c->qmp_sockets);
   EXPECT_FALSE(c->dirty);
   EXPECT_TRUE(c->bpf);
 }
@@ -56,6 +58,7 @@ TEST(AgentConfig, MistakesAreNamed) {
       {"[agent]\nhost = \"kvm1.example.com\"\n", "must not contain dots"},
       {"[discovery]\nsource = \"xen\"\n", "discovery.source 'xen'"},
       {"[discovery]\nextra_pids = [\"x\"]\n", "'extra_pids' must be an array of process ids"},
+      {"[discovery]\nqmp_sockets = \"yes\"\n", "t.toml:2: 'qmp_sockets' must be true or false"},
       {"[publish]\nendpoint = \"7470\"\n", "publish.endpoint '7470'"},
       {"[collectors]\ndirty_window = 40\n", "dirty_window must be > 0 and <= collectors.dirty_period"},
       {"[agent\n", "t.toml:1:"},
