@@ -38,6 +38,7 @@ enum class Errc : std::uint16_t {
   kWireKind,         // unknown `kind`, or topic and body disagree
   kWireRange,        // a value outside its documented range
   kTransport,        // ZeroMQ failure
+  kBusy,             // the peer serves someone else (a QMP monitor takes one client at a time)
 };
 
 constexpr std::string_view errc_name(Errc c) noexcept {
@@ -63,6 +64,7 @@ constexpr std::string_view errc_name(Errc c) noexcept {
     case Errc::kWireKind: return "wire_kind";
     case Errc::kWireRange: return "wire_range";
     case Errc::kTransport: return "transport";
+    case Errc::kBusy: return "busy";
   }
   return "unknown";
 }

@@ -23,6 +23,7 @@
 #include "agent_process.h"
 #include "bpf_support.h"
 #include "libvirtd_fixture.h"
+#include "stream_checks.h"
 #include "vmtide/wire/zmq_io.h"
 
 namespace vmtide {
@@ -118,18 +119,9 @@ TEST_F(AgentOnQemu, SamplesDirtyRateStopAndRestart) {
   auto ep = agent.endpoint();
   ASSERT_TRUE(ep) << agent.log;
 
-  zmq::context_t ctx;
-  zmq::socket_t sub(ctx, zmq::socket_type::sub);
-  sub.set(zmq::sockopt::subscribe, "vmtide.v1.");
-  ASSERT_TRUE(wire::apply_limits(sub));
-  sub.connect(*ep);
-  auto next = [&](std::chrono::milliseconds timeout) -> std::optional<wire::Message> {
-    zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
-    if (zmq::poll(&item, 1, timeout) == 0) return std::nullopt;
-    auto m = wire::recv_message(sub);
-    if (!m || !m->has_value()) return std::nullopt;
-    return **m;
-  };
+  testsupport::StreamReader stream;
+  ASSERT_TRUE(stream.limits_ok());
+  stream.connect(*ep);
 
   // Samples for the guest: CPU every tick, and a dirty measurement.
   int samples = 0;
@@ -137,7 +129,7 @@ TEST_F(AgentOnQemu, SamplesDirtyRateStopAndRestart) {
   std::uint64_t epoch = 0;
   auto deadline = Clock::now() + 120s;
   while (Clock::now() < deadline && (samples < 6 || !dirty)) {
-    auto m = next(1000ms);
+    auto m = stream.next(1000ms);
     if (!m) continue;
     epoch = m->env.epoch;
     const auto* v = std::get_if<wire::VmSample>(&m->body);
@@ -167,42 +159,14 @@ TEST_F(AgentOnQemu, SamplesDirtyRateStopAndRestart) {
   ASSERT_EQ(virDomainDestroy(dom_), 0);
   virDomainFree(dom_);
   dom_ = nullptr;
-  bool stopped = false;
-  int hb_after = 0;
-  deadline = Clock::now() + 30s;
-  while (Clock::now() < deadline && hb_after < 3) {
-    auto m = next(1000ms);
-    if (!m) continue;
-    if (const auto* e = std::get_if<wire::Event>(&m->body); e && e->type == "vm_stopped" && e->vm == kUuid) {
-      EXPECT_FALSE(stopped) << "reported twice";
-      stopped = true;
-    }
-    if (const auto* v = std::get_if<wire::VmSample>(&m->body); v && v->id == kUuid) {
-      EXPECT_FALSE(stopped) << "a sample after vm_stopped";
-    }
-    if (stopped && std::holds_alternative<wire::Heartbeat>(m->body)) {
-      EXPECT_EQ(std::get<wire::Heartbeat>(m->body).vms, 0u);
-      ++hb_after;
-    }
-  }
-  EXPECT_TRUE(stopped);
-  EXPECT_EQ(hb_after, 3);
+  testsupport::expect_vm_leaves(stream, kUuid, true);
 
   // kill -9 and restart: the subscriber sees a new epoch, seq from 1.
   agent.kill9();
   AgentProcess again(agent_args());
   auto ep2 = again.endpoint();
   ASSERT_TRUE(ep2) << again.log;
-  sub.connect(*ep2);
-  std::optional<wire::Message> first;
-  deadline = Clock::now() + 30s;
-  while (Clock::now() < deadline && !first) {
-    auto m = next(1000ms);
-    if (m && m->env.epoch != epoch) first = m;
-  }
-  ASSERT_TRUE(first) << "nothing from the restarted agent";
-  EXPECT_EQ(first->env.seq, 1u);
-  EXPECT_GT(first->env.epoch, epoch) << "epochs are start times: the new one is later";
+  testsupport::expect_new_epoch(stream, *ep2, epoch);
 }
 
 }  // namespace

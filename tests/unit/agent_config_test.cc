@@ -31,6 +31,7 @@ curve_secret_key = "/etc/vmtide/agent.key"
 [discovery]
 source = "procfs"
 extra_pids = [123, 456]
+qmp_sockets = true
 [collectors]
 dirty = false
 )", "t.toml");
@@ -41,6 +42,7 @@ dirty = false
   EXPECT_EQ(c->curve_secret_key, "/etc/vmtide/agent.key");
   EXPECT_EQ(c->discovery, "procfs");
   EXPECT_EQ(c->extra_pids, (std::vector<std::uint32_t>{123, 456}));
+  EXPECT_TRUE(c->qmp_sockets);
   EXPECT_FALSE(c->dirty);
   EXPECT_TRUE(c->bpf);
 }
@@ -58,6 +60,7 @@ TEST(AgentConfig, MistakesAreNamed) {
       {"[agent]\nhost = \"kvm1.example.com\"\n", "must not contain dots"},
       {"[discovery]\nsource = \"xen\"\n", "discovery.source 'xen'"},
       {"[discovery]\nextra_pids = [\"x\"]\n", "'extra_pids' must be an array of process ids"},
+      {"[discovery]\nqmp_sockets = \"yes\"\n", "t.toml:2: 'qmp_sockets' must be true or false"},
       {"[publish]\nendpoint = \"7470\"\n", "publish.endpoint '7470'"},
       {"[publish]\ncurve_secret_key = true\n", "t.toml:2: 'curve_secret_key' must be a string"},
       {"[publish]\nendpoint = \"inproc://x\"\ncurve_secret_key = \"a.key\"\n", "CURVE does not apply to inproc"},

@@ -108,11 +108,12 @@ Result<AgentConfig> parse_config(std::string_view text, const std::string& sourc
   if (st) st = walk(root, s, "metrics", {"listen"}, [&](const std::string& k, const toml::node& n) {
     return get(s, n, k, &c.metrics_listen);
   });
-  if (st) st = walk(root, s, "discovery", {"source", "libvirt_uri", "extra_pids", "rescan_interval"},
+  if (st) st = walk(root, s, "discovery", {"source", "libvirt_uri", "extra_pids", "rescan_interval", "qmp_sockets"},
                     [&](const std::string& k, const toml::node& n) -> Status {
     if (k == "source") return get(s, n, k, &c.discovery);
     if (k == "libvirt_uri") return get(s, n, k, &c.libvirt_uri);
     if (k == "rescan_interval") return get(s, n, k, &c.rescan_interval_s);
+    if (k == "qmp_sockets") return get(s, n, k, &c.qmp_sockets);
     const toml::array* a = n.as_array();
     if (a == nullptr) return type_error(s, n, k, "an array of process ids");
     for (const auto& e : *a) {
@@ -179,7 +180,7 @@ std::string to_toml(const AgentConfig& c) {
        toml::table{{"endpoint", c.endpoint}, {"sndhwm", c.sndhwm}, {"curve_secret_key", c.curve_secret_key}}},
       {"metrics", toml::table{{"listen", c.metrics_listen}}},
       {"discovery", toml::table{{"source", c.discovery}, {"libvirt_uri", c.libvirt_uri}, {"extra_pids", pids},
-                                {"rescan_interval", c.rescan_interval_s}}},
+                                {"rescan_interval", c.rescan_interval_s}, {"qmp_sockets", c.qmp_sockets}}},
       {"collectors", toml::table{{"bpf", c.bpf}, {"dirty", c.dirty}, {"dirty_window", c.dirty_window_s},
                                  {"dirty_period", c.dirty_period_s}}},
   };

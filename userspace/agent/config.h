@@ -32,6 +32,7 @@ struct AgentConfig {
   std::string libvirt_uri = "qemu:///system";
   std::vector<std::uint32_t> extra_pids;
   double rescan_interval_s = 5.0;  // full discovery rescans; libvirt events trigger one at once
+  bool qmp_sockets = false;        // procfs: dirty rates over the VMs' QMP sockets (calc-dirty-rate)
   // [collectors]
   bool bpf = true;
   bool dirty = true;

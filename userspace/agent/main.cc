@@ -168,9 +168,15 @@ int main(int argc, char** argv) {
       spdlog::info("libvirt not reachable ({}); discovering VMs through /proc", lv.error().message());
     }
   }
-  if (!source) source = std::make_unique<discovery::ProcfsSource>(cfg.extra_pids);
+  if (!source) {
+    source = std::make_unique<discovery::ProcfsSource>(
+        discovery::ProcfsOptions{.extra_pids = cfg.extra_pids, .qmp = cfg.qmp_sockets});
+  }
   if (!cfg.extra_pids.empty() && std::string_view(source->name()) != "procfs") {
     spdlog::warn("extra pids apply to procfs discovery only; ignored with libvirt");
+  }
+  if (cfg.qmp_sockets && std::string_view(source->name()) != "procfs") {
+    spdlog::warn("qmp_sockets applies to procfs discovery only; with libvirt, dirty rates come through libvirt");
   }
   spdlog::info("discovery: {}", source->name());
   agent::Sampler sampler({.bpf = cfg.bpf,

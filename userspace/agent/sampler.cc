@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <set>
 
 #include <spdlog/spdlog.h>
@@ -53,40 +54,81 @@ Sampler::Sampler(SamplerOptions opts, std::unique_ptr<discovery::VmSource> sourc
 
 const char* Sampler::dirty_source() const {
   if (dirty_) return "softdirty";
-  if (source_->supports_dirty_rate()) return "libvirt";
+  // The names are string literals (messages.h), so data() is terminated.
+  if (source_->supports_dirty_rate()) return wire::dirty_source_name(source_->dirty_rate_source()).data();
   return "none";
+}
+
+void Sampler::hv_failed(const discovery::QemuProcess& vm, HvDirty& h, const Error& e) {
+  // Counted every time; logged once per run of failures, so a monitor that
+  // stays busy (another client holds it) is one line, not one per period.
+  ++errors_;
+  if (h.failures++ == 0) {
+    spdlog::warn("dirty rate of {} (pid {}): {} (repeats are counted, not logged, until it recovers)", vm.name, vm.pid,
+                 e.message());
+  } else {
+    spdlog::debug("dirty rate of {} (pid {}): {}", vm.name, vm.pid, e.message());
+  }
 }
 
 void Sampler::hypervisor_dirty(std::uint64_t mono_ns, std::map<std::string, wire::Dirty>& out) {
   if (dirty_ || !source_->supports_dirty_rate()) return;
   const int seconds = std::max(1, static_cast<int>(opts_.dirty_window_ns / 1'000'000'000ULL));
+  const std::uint64_t window_ns = static_cast<std::uint64_t>(seconds) * 1'000'000'000ULL;
+  // Each call may wait on a hypervisor (up to its own timeout); past the
+  // budget the remaining VMs wait for the next tick, so the tick stays on time.
+  const auto budget_end = std::chrono::steady_clock::now() + std::chrono::nanoseconds(opts_.hv_budget_ns);
   for (const auto& [pid, vm] : vms_) {
     HvDirty& h = hv_dirty_[vm.proc.id];
+    if (h.unsupported) continue;
+    const bool due = h.measuring ? mono_ns >= h.query_at_ns : mono_ns >= h.next_start_ns;
+    if (!due) continue;
+    if (std::chrono::steady_clock::now() >= budget_end) break;
     if (h.measuring) {
+      // Asked only once the window has passed: a QMP monitor serves one
+      // client at a time, so the agent holds it as little as it can.
       auto r = source_->dirty_rate(vm.proc.id);
-      if (!r) {
-        ++errors_;
-        spdlog::warn("dirty rate of {}: {}", vm.proc.name, r.error().message());
-        h.measuring = false;
-      } else if (*r && (*r)->start_time_s != h.last_start_s) {
+      if (!r && r.error().code == Errc::kNotFound) {
+        h.measuring = false;  // the VM is going; the loop in sample() drops it
+      } else if (!r) {
+        hv_failed(vm.proc, h, r.error());
+        // A busy monitor may be free next tick; anything else ends this one.
+        if (r.error().code != Errc::kBusy || mono_ns >= h.give_up_ns) h.measuring = false;
+      } else if (!*r || (*r)->start_time_s == h.last_start_s) {
+        if (mono_ns >= h.give_up_ns) {
+          hv_failed(vm.proc, h,
+                    make_error(Errc::kIo, "no result " + std::to_string((mono_ns - h.query_at_ns) / 1'000'000) +
+                                              " ms after the window ended"));
+          h.measuring = false;
+        }
+      } else {
+        if (h.failures > 0) {
+          spdlog::info("dirty rate of {}: measured again after {} failures", vm.proc.name, h.failures);
+        }
+        h.failures = 0;
         h.measuring = false;
         h.last_start_s = (*r)->start_time_s;
         wire::Dirty d;
-        d.src = wire::DirtySource::kLibvirt;
-        d.window_ns = static_cast<std::uint64_t>((*r)->period_s) * 1'000'000'000ULL;
+        d.src = source_->dirty_rate_source();
+        d.window_ns = (*r)->period_ns;
         d.page_bytes = 4096;
-        // QEMU reports MiB/s: distinct pages over the sampling period.
-        d.pages = static_cast<std::uint64_t>((*r)->mib_per_s * (1 << 20) * static_cast<double>((*r)->period_s) /
+        // QEMU reports MiB/s of distinct pages over the sampling period.
+        d.pages = static_cast<std::uint64_t>((*r)->mib_per_s * (1 << 20) * (static_cast<double>(d.window_ns) / 1e9) /
                                              static_cast<double>(d.page_bytes));
         out[vm.proc.id] = d;
       }
-    } else if (mono_ns >= h.next_start_ns) {
+    } else {
       h.next_start_ns = mono_ns + opts_.dirty_period_ns;
-      if (Status st = source_->start_dirty_rate(vm.proc.id, seconds); st) {
+      Status st = source_->start_dirty_rate(vm.proc.id, seconds);
+      if (st) {
         h.measuring = true;
-      } else {
-        ++errors_;
-        spdlog::warn("dirty rate of {}: {}", vm.proc.name, st.error().message());
+        h.query_at_ns = mono_ns + window_ns;
+        h.give_up_ns = h.query_at_ns + std::max(opts_.dirty_period_ns, window_ns);
+      } else if (st.error().code == Errc::kUnsupported) {
+        h.unsupported = true;  // e.g. no QMP socket: it never will have one
+        spdlog::info("no hypervisor dirty rate for {} (pid {}): {}", vm.proc.name, vm.proc.pid, st.error().context);
+      } else if (st.error().code != Errc::kNotFound) {
+        hv_failed(vm.proc, h, st.error());
       }
     }
   }
@@ -259,11 +301,13 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
 
   for (auto it = vms_.begin(); it != vms_.end();) {
     VmState& vm = it->second;
-    // One pass over the VM's threads: all of them (CPU used) and the vCPU
-    // threads (steal). Without debug-threads the vCPUs are not named, and
-    // every thread's wait counts as steal.
-    // With the steal collector, CPU comes from /proc/<pid>/stat (one small
-    // file) and steal from the iterator; else one pass over schedstat files.
+    // CPU comes from /proc/<pid>/stat (one small file), which keeps the
+    // time of exited threads: a sum over the live threads' schedstat drops
+    // whenever one exits (QEMU's short-lived workers, such as the sampling
+    // thread of every calc-dirty-rate) and reads as a tick without CPU.
+    // Steal comes from the steal collector's iterator, else from one pass
+    // over the vCPU threads' schedstat; without debug-threads the vCPUs are
+    // not named, and every thread's wait counts as steal.
     Result<std::pair<collectors::SchedStat, collectors::SchedStat>> split =
         make_error(Errc::kNotFound, "gone");
     if (seen.count(it->first) && vm.bpf_steal) {
@@ -274,6 +318,13 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
       }
     } else if (seen.count(it->first)) {
       split = collectors::process_schedstat_split(vm.proc.pid, vm.proc.vcpu_tids);
+      if (split) {
+        if (auto cpu = collectors::process_cpu_ns(vm.proc.pid); cpu) {
+          split->first.run_ns = *cpu;
+        } else {
+          split = cpu.error();
+        }
+      }
     }
     if (!split) {
       // Vanished mid-sample: drop it quietly, once, with an event.

@@ -17,6 +17,7 @@
 #include "steal.h"
 #include "libvirt.h"
 #include "procfs.h"
+#include "procfs_source.h"
 #include "procfs_stats.h"
 #include "vmtide/wire/messages.h"
 
@@ -32,6 +33,9 @@ struct SamplerOptions {
   // libvirt lifecycle events trigger one at once. Between rescans a VM that
   // vanishes is still noticed at the next tick (its reads fail).
   std::uint64_t rescan_ns = 5'000'000'000;
+  // Wall time a tick may spend on hypervisor dirty-rate calls (QMP or
+  // libvirt); VMs left over are served at the next tick.
+  std::uint64_t hv_budget_ns = 300'000'000;
 };
 
 struct VmTickInfo {  // for the agent's log line
@@ -62,8 +66,9 @@ class Sampler {
   const std::string& bpf_disabled_reason() const { return bpf_disabled_reason_; }
   // Why there is no soft-dirty dirty-page curve, if there is none.
   const std::string& dirty_disabled_reason() const { return dirty_disabled_reason_; }
-  // Where dirty rates come from: "softdirty", "libvirt" (the hypervisor's
-  // page-sampling estimate, where the kernel lacks soft-dirty) or "none".
+  // Where dirty rates come from: "softdirty", else the hypervisor's
+  // page-sampling estimate where the kernel lacks soft-dirty ("libvirt",
+  // or "qemu" over QMP with procfs discovery), else "none".
   const char* dirty_source() const;
   std::uint64_t errors() const { return errors_; }
   std::size_t vm_count() const { return vms_.size(); }
@@ -91,15 +96,20 @@ class Sampler {
   std::unique_ptr<collectors::IoCollector> io_;
   std::unique_ptr<collectors::StealCollector> steal_;  // BPF only; VMs with named vCPUs
   std::unique_ptr<collectors::DirtyCollector> dirty_;
-  // The hypervisor fallback, per VM id: when the next measurement is due,
-  // whether one runs, and the start time of the last one taken.
+  // The hypervisor fallback, per VM id: start a measurement every period,
+  // ask for its result once the window has passed.
   struct HvDirty {
-    std::uint64_t next_start_ns = 0;
+    std::uint64_t next_start_ns = 0;  // when the next measurement is due
     bool measuring = false;
-    std::int64_t last_start_s = -1;
+    std::uint64_t query_at_ns = 0;   // measuring: when the window ends
+    std::uint64_t give_up_ns = 0;    // measuring: no result by then is a failure
+    std::int64_t last_start_s = -1;  // start time of the last result taken
+    bool unsupported = false;        // this VM cannot be measured (e.g. no QMP socket)
+    std::uint64_t failures = 0;      // in a row; only the first is logged
   };
   std::map<std::string, HvDirty> hv_dirty_;
   void hypervisor_dirty(std::uint64_t mono_ns, std::map<std::string, wire::Dirty>& out);
+  void hv_failed(const discovery::QemuProcess& vm, HvDirty& h, const Error& e);
   std::string bpf_disabled_reason_;
   std::string dirty_disabled_reason_;
   std::map<std::uint32_t, VmState> vms_;  // by pid

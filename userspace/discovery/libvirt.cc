@@ -250,7 +250,7 @@ Result<std::optional<HypervisorDirtyRate>> LibvirtSource::dirty_rate(const std::
                     get_number(p, np, "dirtyrate.calc_start_time", &start) &&
                     get_number(p, np, "dirtyrate.calc_period", &period);
     if (ok && status == VIR_DOMAIN_DIRTYRATE_MEASURED) {
-      out = HypervisorDirtyRate{static_cast<double>(mib), start, period};
+      out = HypervisorDirtyRate{static_cast<double>(mib), start, static_cast<std::uint64_t>(period) * 1'000'000'000ULL};
     }
   }
   virDomainStatsRecordListFree(records);

@@ -14,60 +14,10 @@
 #include <vector>
 
 #include "procfs.h"
+#include "source.h"
 #include "vmtide/result.h"
 
 namespace vmtide::discovery {
-
-enum class Lifecycle { kStarted, kStopped, kSuspended, kResumed, kMigrated, kOther };
-const char* lifecycle_name(Lifecycle l) noexcept;  // "vm_started", "vm_stopped", ...
-
-struct LifecycleEvent {
-  std::string uuid;
-  std::string name;
-  Lifecycle kind = Lifecycle::kOther;
-  int libvirt_event = 0;   // virDomainEventType
-  int libvirt_detail = 0;  // its detail code
-};
-
-// A finished hypervisor dirty-rate measurement (QEMU calc-dirty-rate,
-// page-sampling): the fallback where the kernel has no soft-dirty.
-struct HypervisorDirtyRate {
-  double mib_per_s = 0;
-  std::int64_t start_time_s = 0;  // when the measurement started (identifies it)
-  std::int64_t period_s = 0;
-};
-
-// A source of the VMs running on this host: the seam between the agent's
-// sampler and libvirt or /proc (and fakes in tests).
-class VmSource {
- public:
-  virtual ~VmSource() = default;
-  virtual const char* name() const = 0;
-  // The VMs running now. A VM whose process cannot be found (yet) is left out.
-  [[nodiscard]] virtual Result<std::vector<QemuProcess>> scan() = 0;
-  // Lifecycle events since the last call (libvirt only).
-  virtual std::vector<LifecycleEvent> drain_events() { return {}; }
-  // The hypervisor's dirty-rate estimate (libvirt only): start a
-  // measurement of `seconds`, then poll until it is measured.
-  virtual bool supports_dirty_rate() const { return false; }
-  [[nodiscard]] virtual Status start_dirty_rate(const std::string& /*uuid*/, int /*seconds*/) {
-    return make_error(Errc::kUnsupported, "no hypervisor dirty rate from this source");
-  }
-  // nullopt while unstarted or measuring.
-  [[nodiscard]] virtual Result<std::optional<HypervisorDirtyRate>> dirty_rate(const std::string& /*uuid*/) {
-    return make_error(Errc::kUnsupported, "no hypervisor dirty rate from this source");
-  }
-};
-
-class ProcfsSource final : public VmSource {
- public:
-  explicit ProcfsSource(std::vector<std::uint32_t> extra_pids = {}) : extra_pids_(std::move(extra_pids)) {}
-  const char* name() const override { return "procfs"; }
-  Result<std::vector<QemuProcess>> scan() override { return scan_qemu_processes("/proc", extra_pids_); }
-
- private:
-  std::vector<std::uint32_t> extra_pids_;
-};
 
 class LibvirtSource final : public VmSource {
  public:
@@ -83,6 +33,7 @@ class LibvirtSource final : public VmSource {
   std::vector<LifecycleEvent> drain_events() override;
   // Needs a read-write connection (as root): open() tries one first.
   bool supports_dirty_rate() const override;
+  wire::DirtySource dirty_rate_source() const override { return wire::DirtySource::kLibvirt; }
   Status start_dirty_rate(const std::string& uuid, int seconds) override;
   Result<std::optional<HypervisorDirtyRate>> dirty_rate(const std::string& uuid) override;
 

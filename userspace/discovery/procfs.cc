@@ -3,6 +3,7 @@
 #include "procfs.h"
 
 #include <dirent.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
@@ -34,6 +35,13 @@ std::string read_file(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+std::optional<std::string> read_link(const std::string& path) {
+  char buf[4096];
+  const ssize_t n = readlink(path.c_str(), buf, sizeof buf);
+  if (n <= 0 || static_cast<std::size_t>(n) >= sizeof buf) return std::nullopt;
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
 std::optional<std::uint32_t> parse_pid(std::string_view s) {
   std::uint32_t v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -41,7 +49,59 @@ std::optional<std::uint32_t> parse_pid(std::string_view s) {
   return v;
 }
 
+std::optional<std::string> opt(const std::vector<std::pair<std::string, std::string>>& opts, std::string_view key) {
+  std::optional<std::string> out;
+  for (const auto& [k, v] : opts) {
+    if (k == key) out = v;  // the last one counts, as in QEMU
+  }
+  return out;
+}
+
+// QEMU's bool spellings (util/qemu-option.c, parse_option_bool -> qapi_bool_parse).
+bool opt_true(const std::vector<std::pair<std::string, std::string>>& opts, std::string_view key) {
+  auto v = opt(opts, key);
+  return v && (*v == "on" || *v == "yes" || *v == "true" || *v == "y");
+}
+
+// The socket path of a listening unix chardev, if `opts` describe one.
+std::optional<std::string> listening_unix_path(const std::vector<std::pair<std::string, std::string>>& opts) {
+  auto path = opt(opts, "path");
+  if (!path || path->empty() || !opt_true(opts, "server") || opt_true(opts, "abstract")) return std::nullopt;
+  return path;
+}
+
 }  // namespace
+
+std::vector<std::pair<std::string, std::string>> parse_qemu_opts(std::string_view s, std::string_view implied) {
+  // Split at single commas; ",," stands for one comma inside an item.
+  std::vector<std::string> items(1);
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == ',' && i + 1 < s.size() && s[i + 1] == ',') {
+      items.back() += ',';
+      ++i;
+    } else if (s[i] == ',') {
+      items.emplace_back();
+    } else {
+      items.back() += s[i];
+    }
+  }
+  std::vector<std::pair<std::string, std::string>> out;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const std::string& it = items[i];
+    if (it.empty()) continue;
+    const auto eq = it.find('=');
+    if (eq != std::string::npos) {
+      out.emplace_back(it.substr(0, eq), it.substr(eq + 1));
+    } else if (i == 0 && !implied.empty()) {
+      out.emplace_back(std::string(implied), it);
+    } else if (it.rfind("no", 0) == 0 && it.size() > 2) {
+      out.emplace_back(it.substr(2), "off");
+    } else {
+      out.emplace_back(it, "on");
+    }
+  }
+  return out;
+}
 
 Result<std::uint64_t> parse_qemu_mem(std::string_view arg) {
   // "size=1G,slots=2,maxmem=4G" or a bare size as the first option.
@@ -75,8 +135,15 @@ Result<std::uint64_t> parse_qemu_mem(std::string_view arg) {
 
 Result<QemuCmdline> parse_qemu_cmdline(std::string_view argv) {
   while (!argv.empty() && argv.back() == '\0') argv.remove_suffix(1);
-  QemuCmdline out{"", "", kQemuDefaultRam, false};
+  QemuCmdline out{"", "", kQemuDefaultRam, false, {}};
   auto args = split(argv, '\0');
+  std::map<std::string, std::string> socket_chardevs;  // id -> path, listening unix sockets
+  std::vector<std::string> control_mons;               // chardev ids of -mon ...,mode=control
+  auto add_socket = [&](const std::string& path) {
+    if (std::find(out.qmp_sockets.begin(), out.qmp_sockets.end(), path) == out.qmp_sockets.end()) {
+      out.qmp_sockets.push_back(path);
+    }
+  };
   for (std::size_t i = 0; i + 1 < args.size(); ++i) {
     std::string_view a = args[i];
     if (a.size() > 2 && a[0] == '-' && a[1] == '-') a.remove_prefix(1);  // QEMU accepts --opt too
@@ -96,7 +163,29 @@ Result<QemuCmdline> parse_qemu_cmdline(std::string_view argv) {
       if (!m) return m.error();
       out.ram_bytes = *m;
       ++i;
+    } else if (a == "-qmp" || a == "-qmp-pretty") {
+      // "unix:" is QEMU's legacy chardev shorthand with "path" implied
+      // (chardev/char.c, qemu_chr_parse_compat); tcp:, stdio etc. are skipped.
+      if (v.rfind("unix:", 0) == 0) {
+        if (auto path = listening_unix_path(parse_qemu_opts(v.substr(5), "path"))) add_socket(*path);
+      }
+      ++i;
+    } else if (a == "-chardev") {
+      auto opts = parse_qemu_opts(v, "backend");
+      auto id = opt(opts, "id");
+      auto path = listening_unix_path(opts);
+      if (opt(opts, "backend") == "socket" && id && path) socket_chardevs[*id] = *path;
+      ++i;
+    } else if (a == "-mon") {
+      auto opts = parse_qemu_opts(v, "chardev");
+      auto chardev = opt(opts, "chardev");
+      if (chardev && opt(opts, "mode") == "control") control_mons.push_back(*chardev);
+      ++i;
     }
+  }
+  // -mon may name a -chardev defined after it.
+  for (const auto& id : control_mons) {
+    if (auto it = socket_chardevs.find(id); it != socket_chardevs.end()) add_socket(it->second);
   }
   return out;
 }
@@ -140,6 +229,13 @@ std::vector<QemuProcess> scan_qemu_processes(const std::string& proc_root,
       p.name = cl->name;
       p.uuid = cl->uuid;
       p.ram_bytes = cl->ram_bytes;
+      for (const auto& path : cl->qmp_sockets) {
+        if (path[0] == '/') {
+          p.qmp_sockets.push_back(path);
+        } else if (auto cwd = read_link(dir + "/cwd")) {  // QEMU resolves it from its working directory
+          p.qmp_sockets.push_back(*cwd + "/" + path);
+        }
+      }
     }
     if (p.name.empty()) p.name = "pid" + std::to_string(pid);
     p.id = p.uuid.empty() ? "proc:" + std::to_string(pid) : p.uuid;

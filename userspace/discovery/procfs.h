@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "vmtide/result.h"
@@ -20,6 +21,14 @@ struct QemuCmdline {
   std::string uuid;          // -uuid; empty if absent
   std::uint64_t ram_bytes;   // -m; QEMU's default (128 MiB) if absent
   bool debug_threads;        // -name ...,debug-threads=on: vCPU threads are named "CPU n/<accel>"
+  // QMP monitors QEMU listens on, as unix socket paths in command-line
+  // order: `-qmp unix:PATH,server=on` (also `unix:path=PATH`, the legacy
+  // `server` flag, `-qmp-pretty`) and `-chardev socket,id=X,path=PATH,
+  // server=on` used by `-mon chardev=X,mode=control`. Sockets QEMU
+  // connects out of (no server), abstract sockets, TCP and passed file
+  // descriptors (libvirt's `fd=N`) are left out. Relative paths are as
+  // written (relative to QEMU's working directory).
+  std::vector<std::string> qmp_sockets;
 };
 
 // Parses a NUL-separated argv (the contents of /proc/<pid>/cmdline).
@@ -28,6 +37,12 @@ struct QemuCmdline {
 // Parses QEMU's -m argument: "512" (MiB), "512M", "2G", "524036k",
 // "size=1G,slots=2,maxmem=4G".
 [[nodiscard]] Result<std::uint64_t> parse_qemu_mem(std::string_view arg);
+
+// QEMU's option syntax (util/qemu-option.c): "a=1,b=x,,y,flag,noflag".
+// ",," is a literal comma; a first item without '=' is the value of
+// `implied` (e.g. "path" after "unix:"); a later bare "flag" means flag=on
+// and "noflag" flag=off. Later keys override earlier ones.
+std::vector<std::pair<std::string, std::string>> parse_qemu_opts(std::string_view s, std::string_view implied);
 
 // vCPU index from a thread name "CPU 3/KVM" or "CPU 0/TCG", else nullopt.
 std::optional<unsigned> vcpu_index_from_comm(std::string_view comm);
@@ -39,6 +54,7 @@ struct QemuProcess {
   std::string uuid;
   std::uint64_t ram_bytes = 0;
   std::vector<std::uint32_t> vcpu_tids;  // by vCPU index; empty without debug-threads
+  std::vector<std::string> qmp_sockets;  // absolute paths (QemuCmdline::qmp_sockets)
 };
 
 // Scans `proc_root` (normally /proc) for processes whose comm starts with
