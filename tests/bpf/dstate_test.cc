@@ -231,14 +231,20 @@ TEST_F(DstateTest, VforkWaitIsCountedAsDState) {
   EXPECT_GE(waited, kSleeps * static_cast<double>(kSleepNs));
   // Each sleep lies inside its timed vfork() call, which also spends time
   // in clone() before the parent blocks: milliseconds under emulation (the
-  // vmtest), so the lower bound is 5 %; 0.05 % on the build machine.
+  // vmtest; tens of ms on an overloaded machine), 0.05 % on the build
+  // machine. The parent is blocked at least while its child sleeps, so the
+  // children's sleeps are the lower bound.
+  const double slept = kSleeps * static_cast<double>(kSleepNs);
   EXPECT_LE(dstate, waited + 1e6) << "D state " << dstate / 1e6 << " ms vs " << waited / 1e6 << " ms waited";
-  EXPECT_GE(dstate, 0.95 * waited) << "D state " << dstate / 1e6 << " ms vs " << waited / 1e6 << " ms waited";
+  EXPECT_GE(dstate, 0.99 * slept) << "D state " << dstate / 1e6 << " ms vs the children's sleeps " << slept / 1e6
+                                  << " ms";
   std::printf("[ measured ] D state %.3f ms, vfork() waits %.3f ms (%+.2f %%)\n", dstate / 1e6, waited / 1e6,
               100.0 * (dstate / waited - 1.0));
   if (block_before && block_after) {
     const double block = static_cast<double>(*block_after - *block_before);
-    EXPECT_LE(std::abs(dstate - block), 0.01 * block + 1e6)
+    // The scheduler's clock (rq_clock) and BPF's (ktime) agree to 0.1 % on
+    // real hardware but drift by a few % under TCG on a loaded machine.
+    EXPECT_LE(std::abs(dstate - block), 0.05 * block + 2e6)
         << "D state " << dstate / 1e6 << " ms vs sum_block_runtime " << block / 1e6 << " ms";
     std::printf("[ measured ] schedstat sum_block_runtime %.3f ms (%+.2f %%)\n", block / 1e6,
                 100.0 * (dstate / block - 1.0));

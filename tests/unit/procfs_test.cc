@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // procfs parsers on fixture text, and discovery of a real process.
 #include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
 #include <unistd.h>
 
 #include <string>
@@ -90,14 +93,35 @@ TEST(ProcStat, MeminfoLoadavgPressureSchedstat) {
   EXPECT_FALSE(collectors::parse_schedstat("1 2\n"));
 }
 
+TEST(ProcStat, StatFieldsAfterAnAwkwardName) {
+  // comm may hold spaces and parentheses; the fields after the last ')' count.
+  const std::string text =
+      "42 (qemu (x) 1) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 5 0 1234 1000000 2048 "
+      "18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+  auto p = collectors::parse_process_stat(text);
+  ASSERT_TRUE(p) << p.error().message();
+  EXPECT_EQ(p->cpu_ns, 300u * (1'000'000'000ULL / static_cast<std::uint64_t>(sysconf(_SC_CLK_TCK))));
+  EXPECT_EQ(p->rss_bytes, 2048u * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE)));
+  EXPECT_EQ(collectors::parse_process_stat("42 (q) Z 1 2").error().code, Errc::kNotFound);
+  EXPECT_FALSE(collectors::parse_process_stat("42 (q) S 1 2 3"));
+  EXPECT_FALSE(collectors::parse_process_stat("garbage"));
+}
+
 TEST(ProcStat, OwnProcessIsReadable) {
   auto s = collectors::process_schedstat_split(static_cast<std::uint32_t>(getpid()), {});
   ASSERT_TRUE(s) << s.error().message();
   EXPECT_GT(s->first.run_ns, 0u);
   EXPECT_EQ(s->second.run_ns, s->first.run_ns) << "an empty subset means every thread";
-  auto rss = collectors::process_rss_bytes(static_cast<std::uint32_t>(getpid()));
-  ASSERT_TRUE(rss);
-  EXPECT_GT(*rss, 0u);
+  auto ps = collectors::process_stat(static_cast<std::uint32_t>(getpid()));
+  ASSERT_TRUE(ps) << ps.error().message();
+  EXPECT_GT(ps->rss_bytes, 0u);
+  // The same resident set statm reports (field 2, pages), within what the
+  // two reads in a row can change.
+  std::ifstream statm("/proc/self/statm");
+  std::uint64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  const double statm_bytes = static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE));
+  EXPECT_NEAR(static_cast<double>(ps->rss_bytes), statm_bytes, 0.05 * statm_bytes);
   // A pid that cannot exist (above pid_max's hard limit of 2^22).
   EXPECT_EQ(collectors::process_schedstat_split(1u << 23, {}).error().code, Errc::kNotFound);
 }
@@ -114,6 +138,78 @@ TEST(Discovery, ExtraPidIsFound) {
     }
   }
   EXPECT_TRUE(seen);
+}
+
+// A /proc of our own making: what a rescan reads again and what it keeps.
+class FakeProc {
+ public:
+  FakeProc() : root_(std::filesystem::temp_directory_path() / ("vmtide-proc-" + std::to_string(getpid()))) {
+    std::filesystem::remove_all(root_);
+  }
+  ~FakeProc() { std::filesystem::remove_all(root_); }
+  void process(std::uint32_t pid, const std::string& name) {
+    const auto dir = root_ / std::to_string(pid);
+    std::filesystem::create_directories(dir / "task");
+    std::ofstream(dir / "comm") << "qemu-system-x86\n";
+    const std::string cl = std::string("qemu-system-x86_64\0-name\0", 25) + name + std::string("\0-m\0", 4) + "512" +
+                           std::string("\0", 1);
+    std::ofstream(dir / "cmdline", std::ios::binary) << cl;
+  }
+  void thread(std::uint32_t pid, std::uint32_t tid, const std::string& comm) {
+    const auto dir = root_ / std::to_string(pid) / "task" / std::to_string(tid);
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "comm") << comm << "\n";
+  }
+  void remove_thread(std::uint32_t pid, std::uint32_t tid) {
+    std::filesystem::remove_all(root_ / std::to_string(pid) / "task" / std::to_string(tid));
+  }
+  std::string root() const { return root_.string(); }
+
+ private:
+  std::filesystem::path root_;
+};
+
+TEST(Discovery, RescanReadsOnlyWhatChanged) {
+  FakeProc proc;
+  proc.process(100, "vm1");
+  proc.thread(100, 100, "qemu-system-x86");
+  proc.thread(100, 101, "CPU 0/TCG");
+  discovery::ScanCache cache;
+  auto found = discovery::scan_qemu_processes(proc.root(), {}, &cache);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].name, "vm1");
+  EXPECT_EQ(found[0].ram_bytes, 512ULL << 20);
+  EXPECT_EQ(found[0].vcpu_tids, std::vector<std::uint32_t>{101});
+
+  // Same process: its command line is not read again (we change it to
+  // prove it), a new vCPU thread is named.
+  proc.process(100, "renamed");
+  proc.thread(100, 102, "CPU 1/TCG");
+  found = discovery::scan_qemu_processes(proc.root(), {}, &cache);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].name, "vm1");
+  EXPECT_EQ(found[0].vcpu_tids, (std::vector<std::uint32_t>{101, 102}));
+
+  // A vCPU exits: dropped.
+  proc.remove_thread(100, 101);
+  found = discovery::scan_qemu_processes(proc.root(), {}, &cache);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].vcpu_tids, std::vector<std::uint32_t>{102});
+
+  // Every thread new: a reused pid, read from scratch.
+  proc.remove_thread(100, 100);
+  proc.remove_thread(100, 102);
+  proc.thread(100, 200, "qemu-system-x86");
+  proc.thread(100, 201, "CPU 0/TCG");
+  found = discovery::scan_qemu_processes(proc.root(), {}, &cache);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].name, "renamed");
+  EXPECT_EQ(found[0].vcpu_tids, std::vector<std::uint32_t>{201});
+
+  // Gone: forgotten.
+  std::filesystem::remove_all(proc.root() + "/100");
+  EXPECT_TRUE(discovery::scan_qemu_processes(proc.root(), {}, &cache).empty());
+  EXPECT_TRUE(cache.by_pid.empty());
 }
 
 }  // namespace

@@ -301,28 +301,36 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
 
   for (auto it = vms_.begin(); it != vms_.end();) {
     VmState& vm = it->second;
-    // CPU comes from /proc/<pid>/stat (one small file), which keeps the
-    // time of exited threads: a sum over the live threads' schedstat drops
-    // whenever one exits (QEMU's short-lived workers, such as the sampling
-    // thread of every calc-dirty-rate) and reads as a tick without CPU.
-    // Steal comes from the steal collector's iterator, else from one pass
-    // over the vCPU threads' schedstat; without debug-threads the vCPUs are
-    // not named, and every thread's wait counts as steal.
+    // CPU: with the BPF steal collector, from /proc/<pid>/stat (one small
+    // file; the iterator covers only the vCPU threads). Without it, from the
+    // same schedstat pass that gives steal, so CPU and steal are measured
+    // alike (tick-based utime/stime leave out the time this machine's own
+    // hypervisor takes, schedstat counts it); in a tick where a thread
+    // exited, the live threads' sum drops, and /proc/<pid>/stat's delta,
+    // which keeps exited threads' time, stands in (QEMU starts short-lived
+    // workers, e.g. for every calc-dirty-rate). Without debug-threads the
+    // vCPUs are not named, and every thread's wait counts as steal.
+    // CPU and RSS: one read of /proc/<pid>/stat per VM and tick.
     Result<std::pair<collectors::SchedStat, collectors::SchedStat>> split =
         make_error(Errc::kNotFound, "gone");
+    std::uint64_t rss_bytes = 0;
+    std::uint64_t stat_cpu_ns = 0;
     if (seen.count(it->first) && vm.bpf_steal) {
-      if (auto cpu = collectors::process_cpu_ns(vm.proc.pid)) {
+      if (auto ps = collectors::process_stat(vm.proc.pid)) {
         collectors::SchedStat all;
-        all.run_ns = *cpu;
+        all.run_ns = ps->cpu_ns;
+        rss_bytes = ps->rss_bytes;
+        stat_cpu_ns = ps->cpu_ns;
         split = std::make_pair(all, collectors::SchedStat{});
       }
     } else if (seen.count(it->first)) {
       split = collectors::process_schedstat_split(vm.proc.pid, vm.proc.vcpu_tids);
       if (split) {
-        if (auto cpu = collectors::process_cpu_ns(vm.proc.pid); cpu) {
-          split->first.run_ns = *cpu;
+        if (auto ps = collectors::process_stat(vm.proc.pid); ps) {
+          rss_bytes = ps->rss_bytes;
+          stat_cpu_ns = ps->cpu_ns;
         } else {
-          split = cpu.error();
+          split = ps.error();
         }
       }
     }
@@ -351,7 +359,8 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
       s.name = vm.proc.name;
       s.pid = vm.proc.pid;
       s.vcpus = static_cast<std::uint32_t>(vm.proc.vcpu_tids.size());
-      s.cpu_ns = delta(split->first.run_ns, vm.all_threads.run_ns);
+      s.cpu_ns = split->first.run_ns >= vm.all_threads.run_ns ? split->first.run_ns - vm.all_threads.run_ns
+                                                               : delta(stat_cpu_ns, vm.stat_cpu_ns);
       s.steal_ns = delta(split->second.wait_ns, vm.vcpu_threads.wait_ns);
       if (auto st = steal.find(vm.proc.id); vm.bpf_steal && st != steal.end()) {
         s.steal_ns = st->second.steal_ns;
@@ -364,7 +373,7 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
         }
       }
       s.ram_bytes = vm.proc.ram_bytes;
-      if (auto rss = collectors::process_rss_bytes(vm.proc.pid)) s.rss_bytes = *rss;
+      s.rss_bytes = rss_bytes;
       if (auto d = io.find(vm.proc.id); d != io.end()) {
         wire::Io w;
         w.rd_bytes = d->second.rd_bytes;
@@ -408,6 +417,7 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
       out.bodies.emplace_back(std::move(s));
     }
     vm.all_threads = split->first;
+    vm.stat_cpu_ns = stat_cpu_ns;
     vm.vcpu_threads = split->second;
     vm.ctxsw = cs;
     vm.baselined = true;

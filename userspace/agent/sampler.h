@@ -77,6 +77,7 @@ class Sampler {
   struct VmState {
     discovery::QemuProcess proc;
     collectors::SchedStat all_threads;
+    std::uint64_t stat_cpu_ns = 0;  // /proc/<pid>/stat utime + stime at the last tick
     collectors::SchedStat vcpu_threads;
     std::optional<collectors::CtxswCounts> ctxsw;
     bool baselined = false;  // counters above hold a previous reading

@@ -164,30 +164,29 @@ Result<std::pair<SchedStat, SchedStat>> process_schedstat_split(std::uint32_t pi
   return std::make_pair(all, sub);
 }
 
-Result<std::uint64_t> process_cpu_ns(std::uint32_t pid) {
-  auto text = read_text_file("/proc/" + std::to_string(pid) + "/stat");
-  if (!text) return make_error(Errc::kNotFound, "process " + std::to_string(pid) + " is gone");
+Result<ProcessStat> parse_process_stat(std::string_view text) {
   // The command name (field 2) may contain spaces and parentheses: the
-  // fields after the last ')' are fixed. utime and stime are fields 14, 15.
-  const auto close = text->rfind(')');
-  if (close == std::string::npos) return make_error(Errc::kInvalidArgument, "stat: unparsable");
-  auto f = fields(std::string_view(*text).substr(close + 2));
-  std::uint64_t utime = 0, stime = 0;
-  if (f.size() < 13 || !to_u64(f[11], utime) || !to_u64(f[12], stime)) {
+  // fields after the last ')' are fixed. State is field 3, utime and stime
+  // fields 14 and 15, rss (pages) field 24.
+  const auto close = text.rfind(')');
+  if (close == std::string_view::npos || close + 2 >= text.size()) {
+    return make_error(Errc::kInvalidArgument, "stat: unparsable");
+  }
+  auto f = fields(text.substr(close + 2));
+  if (!f.empty() && (f[0] == "Z" || f[0] == "X")) return make_error(Errc::kNotFound, "process is a zombie");
+  std::uint64_t utime = 0, stime = 0, rss_pages = 0;
+  if (f.size() < 22 || !to_u64(f[11], utime) || !to_u64(f[12], stime) || !to_u64(f[21], rss_pages)) {
     return make_error(Errc::kInvalidArgument, "stat: unparsable");
   }
   static const std::uint64_t ns_per_tick = 1'000'000'000ULL / static_cast<std::uint64_t>(sysconf(_SC_CLK_TCK));
-  return (utime + stime) * ns_per_tick;
+  static const std::uint64_t page = static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+  return ProcessStat{(utime + stime) * ns_per_tick, rss_pages * page};
 }
 
-Result<std::uint64_t> process_rss_bytes(std::uint32_t pid) {
-  auto text = read_text_file("/proc/" + std::to_string(pid) + "/statm");
-  if (!text) return text.error();
-  const std::string_view line = std::string_view(*text).substr(0, text->find('\n'));
-  auto f = fields(line);
-  std::uint64_t pages = 0;
-  if (f.size() < 2 || !to_u64(f[1], pages)) return make_error(Errc::kInvalidArgument, "statm: unparsable");
-  return pages * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+Result<ProcessStat> process_stat(std::uint32_t pid) {
+  auto text = read_text_file("/proc/" + std::to_string(pid) + "/stat");
+  if (!text) return make_error(Errc::kNotFound, "process " + std::to_string(pid) + " is gone");
+  return parse_process_stat(*text);
 }
 
 }  // namespace vmtide::collectors

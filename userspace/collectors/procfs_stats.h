@@ -61,11 +61,16 @@ struct SchedStat {
 [[nodiscard]] Result<std::pair<SchedStat, SchedStat>> process_schedstat_split(
     std::uint32_t pid, const std::vector<std::uint32_t>& subset);
 
-// CPU time of a whole process (all threads, user + system), from
-// /proc/<pid>/stat: one small read, at clock-tick resolution (10 ms).
-[[nodiscard]] Result<std::uint64_t> process_cpu_ns(std::uint32_t pid);
-
-// Resident set size of a process, from /proc/<pid>/statm.
-[[nodiscard]] Result<std::uint64_t> process_rss_bytes(std::uint32_t pid);
+// What the agent reads of a VM process every tick, from one small file,
+// /proc/<pid>/stat: CPU time of all its threads (user + system, at
+// clock-tick resolution, 10 ms) and its resident set (field 24, the same
+// count statm reports). kNotFound when the process is gone or a zombie.
+struct ProcessStat {
+  std::uint64_t cpu_ns = 0;
+  std::uint64_t rss_bytes = 0;
+};
+[[nodiscard]] Result<ProcessStat> process_stat(std::uint32_t pid);
+// The parser, for tests: the text of /proc/<pid>/stat.
+[[nodiscard]] Result<ProcessStat> parse_process_stat(std::string_view text);
 
 }  // namespace vmtide::collectors

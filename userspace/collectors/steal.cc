@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <string>
 
 #include "bpf_support.h"
@@ -28,16 +29,6 @@ std::uint64_t monotonic_ns() {
 }
 
 std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
-
-// Alive = /proc/<tgid>/stat exists and the process is not a zombie.
-bool process_alive(std::uint32_t tgid) {
-  auto text = read_text_file("/proc/" + std::to_string(tgid) + "/stat");
-  if (!text) return false;
-  const auto rp = text->rfind(')');
-  if (rp == std::string::npos || rp + 2 >= text->size()) return false;
-  const char state = (*text)[rp + 2];
-  return state != 'Z' && state != 'X';
-}
 
 std::uint32_t read_pid_max() {
   auto text = read_text_file("/proc/sys/kernel/pid_max");
@@ -172,18 +163,15 @@ Status StealCollector::set_bit(bpf_map* bitmap, std::uint32_t id, bool on) {
 Status StealCollector::set_tid_bit(std::uint32_t tid, bool on) { return set_bit(skel_->maps.steal_tid_bits, tid, on); }
 
 void StealCollector::drop_orphan_dsleeps() {
-  std::uint32_t tid = 0, next = 0;
-  const void* prev = nullptr;
-  std::vector<std::uint32_t> orphans;
-  while (bpf_map__get_next_key(skel_->maps.steal_dsleep, prev, &next, sizeof next) == 0) {
-    tid = next;
-    prev = &tid;
-    vmtide_steal_dsleep d{};
-    if (bpf_map__lookup_elem(skel_->maps.steal_dsleep, &tid, sizeof tid, &d, sizeof d, 0) != 0) continue;
-    const bool owned = std::any_of(vms_.begin(), vms_.end(), [&](const auto& v) { return v.second.tgid == d.tgid; });
-    if (!owned) orphans.push_back(tid);
+  std::vector<std::uint32_t> tids;
+  std::vector<vmtide_steal_dsleep> sleeps;
+  if (!bpf::read_hash_map(skel_->maps.steal_dsleep, 1, tids, sleeps)) return;  // next tick tries again
+  if (tids.empty()) return;
+  std::set<std::uint32_t> tracked;
+  for (const auto& [id, v] : vms_) tracked.insert(v.tgid);
+  for (std::size_t i = 0; i < tids.size(); ++i) {
+    if (!tracked.contains(sleeps[i].tgid)) bpf_map__delete_elem(skel_->maps.steal_dsleep, &tids[i], sizeof tids[i], 0);
   }
-  for (std::uint32_t t : orphans) bpf_map__delete_elem(skel_->maps.steal_dsleep, &t, sizeof t, 0);
 }
 
 Status StealCollector::track(const std::string& vm_id, std::uint32_t tgid,
@@ -377,23 +365,19 @@ Result<vmtide_steal_hist> StealCollector::read_hist(std::uint32_t slot) const {
 Result<std::map<std::uint32_t, std::map<std::uint32_t, vmtide_steal_preempt_val>>> StealCollector::read_preempt()
     const {
   std::map<std::uint32_t, std::map<std::uint32_t, vmtide_steal_preempt_val>> out;
-  std::vector<vmtide_steal_preempt_val> per_cpu(static_cast<std::size_t>(ncpus_));
-  vmtide_steal_preempt_key key{}, next{};
-  const void* prev = nullptr;
-  while (bpf_map__get_next_key(skel_->maps.steal_preempt, prev, &next, sizeof next) == 0) {
-    key = next;
-    prev = &key;
-    if (bpf_map__lookup_elem(skel_->maps.steal_preempt, &key, sizeof key, per_cpu.data(),
-                             per_cpu.size() * sizeof(vmtide_steal_preempt_val), 0) != 0) {
-      continue;  // deleted meanwhile
-    }
+  std::vector<vmtide_steal_preempt_key> keys;
+  std::vector<vmtide_steal_preempt_val> vals;
+  if (Status st = bpf::read_hash_map(skel_->maps.steal_preempt, ncpus_, keys, vals); !st) return st.error();
+  const std::size_t per = static_cast<std::size_t>(ncpus_);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
     vmtide_steal_preempt_val sum{};
-    for (const auto& v : per_cpu) {
+    for (std::size_t c = 0; c < per; ++c) {
+      const auto& v = vals[i * per + c];
       sum.wait_ns += v.wait_ns;
       sum.waits += v.waits;
       if (sum.comm[0] == '\0' && v.comm[0] != '\0') std::memcpy(sum.comm, v.comm, sizeof sum.comm);
     }
-    out[key.vm_slot][key.tgid] = sum;
+    out[keys[i].vm_slot][keys[i].tgid] = sum;
   }
   return out;
 }
@@ -446,7 +430,15 @@ Result<StealReading> StealCollector::read() {
 
   std::vector<std::string> gone;
   for (auto& [id, vm] : vms_) {
-    if (!process_alive(vm.tgid)) {
+    // Gone when none of its tracked threads is still in it (the iterator, or
+    // the schedstat walk, just listed every live one): a VM process that
+    // exited or is a zombie has no threads left. No extra /proc read.
+    const std::uint32_t tgid = vm.tgid;
+    const bool any_thread = std::any_of(vm.prev.begin(), vm.prev.end(), [&](const auto& kv) {
+      auto it = raw->find(kv.first);
+      return it != raw->end() && it->second.tgid == tgid;
+    });
+    if (!any_thread) {
       gone.push_back(id);
       continue;
     }

@@ -201,7 +201,7 @@ std::optional<unsigned> vcpu_index_from_comm(std::string_view comm) {
 }
 
 std::vector<QemuProcess> scan_qemu_processes(const std::string& proc_root,
-                                             const std::vector<std::uint32_t>& extra_pids) {
+                                             const std::vector<std::uint32_t>& extra_pids, ScanCache* cache) {
   std::vector<QemuProcess> out;
   DIR* d = opendir(proc_root.c_str());
   if (d == nullptr) return out;
@@ -218,6 +218,45 @@ std::vector<QemuProcess> scan_qemu_processes(const std::string& proc_root,
     const bool wanted = comm.rfind("qemu-system", 0) == 0 ||
                         std::find(extra_pids.begin(), extra_pids.end(), pid) != extra_pids.end();
     if (!wanted) continue;
+    // Its threads: a getdents, no file reads.
+    std::vector<std::uint32_t> tids;
+    if (DIR* td = opendir((dir + "/task").c_str())) {
+      while (dirent* te = readdir(td)) {
+        if (auto tid = parse_pid(te->d_name)) tids.push_back(*tid);
+      }
+      closedir(td);
+    }
+    if (tids.empty()) continue;  // exited meanwhile
+    std::sort(tids.begin(), tids.end());
+    if (cache != nullptr) {
+      if (auto hit = cache->by_pid.find(pid); hit != cache->by_pid.end()) {
+        ScanCache::Entry& e = hit->second;
+        std::vector<std::uint32_t> kept;
+        std::set_intersection(tids.begin(), tids.end(), e.tids.begin(), e.tids.end(), std::back_inserter(kept));
+        if (!kept.empty()) {
+          // The same process: keep its command line; name only the threads
+          // that are new, and drop vCPUs that exited.
+          std::map<unsigned, std::uint32_t> vcpus;
+          for (const auto& [idx, tid] : e.vcpus) {
+            if (std::binary_search(tids.begin(), tids.end(), tid)) vcpus[idx] = tid;
+          }
+          if (tids != e.tids) {
+            for (std::uint32_t tid : tids) {
+              if (std::binary_search(e.tids.begin(), e.tids.end(), tid)) continue;
+              if (auto idx = vcpu_index_from_comm(read_file(dir + "/task/" + std::to_string(tid) + "/comm"))) {
+                vcpus[*idx] = tid;
+              }
+            }
+          }
+          e.proc.vcpu_tids.clear();
+          for (const auto& [idx, tid] : vcpus) e.proc.vcpu_tids.push_back(tid);
+          e.tids = tids;
+          e.vcpus = std::move(vcpus);
+          out.push_back(e.proc);
+          continue;
+        }
+      }
+    }
     const std::string cmdline = read_file(dir + "/cmdline");
     if (cmdline.empty()) continue;  // exited meanwhile, or a kernel thread
     auto cl = parse_qemu_cmdline(cmdline);
@@ -241,16 +280,20 @@ std::vector<QemuProcess> scan_qemu_processes(const std::string& proc_root,
     p.id = p.uuid.empty() ? "proc:" + std::to_string(pid) : p.uuid;
 
     std::map<unsigned, std::uint32_t> vcpus;
-    if (DIR* td = opendir((dir + "/task").c_str())) {
-      while (dirent* te = readdir(td)) {
-        auto tid = parse_pid(te->d_name);
-        if (!tid) continue;
-        if (auto idx = vcpu_index_from_comm(read_file(dir + "/task/" + te->d_name + "/comm"))) vcpus[*idx] = *tid;
+    for (std::uint32_t tid : tids) {
+      if (auto idx = vcpu_index_from_comm(read_file(dir + "/task/" + std::to_string(tid) + "/comm"))) {
+        vcpus[*idx] = tid;
       }
-      closedir(td);
     }
     for (const auto& [idx, tid] : vcpus) p.vcpu_tids.push_back(tid);
+    if (cache != nullptr) cache->by_pid[pid] = ScanCache::Entry{p, tids, vcpus};
     out.push_back(std::move(p));
+  }
+  if (cache != nullptr) {
+    // Forget processes that are gone.
+    std::erase_if(cache->by_pid, [&](const auto& kv) {
+      return std::none_of(out.begin(), out.end(), [&](const QemuProcess& q) { return q.pid == kv.first; });
+    });
   }
   return out;
 }

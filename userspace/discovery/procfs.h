@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -57,10 +58,24 @@ struct QemuProcess {
   std::vector<std::string> qmp_sockets;  // absolute paths (QemuCmdline::qmp_sockets)
 };
 
+// What a scan learned about each QEMU process, so the next scan of the
+// same process reads only its task list: a VM's command line and its vCPU
+// threads' names do not change while it runs. A process whose threads are
+// all new is taken for a new process with a reused pid and read again.
+struct ScanCache {
+  struct Entry {
+    QemuProcess proc;
+    std::vector<std::uint32_t> tids;             // every thread seen, sorted
+    std::map<unsigned, std::uint32_t> vcpus;      // vCPU index -> tid
+  };
+  std::map<std::uint32_t, Entry> by_pid;
+};
+
 // Scans `proc_root` (normally /proc) for processes whose comm starts with
 // "qemu-system" or whose pid is in `extra_pids`. A process that vanishes
 // while being read is skipped silently: VMs come and go.
 std::vector<QemuProcess> scan_qemu_processes(const std::string& proc_root = "/proc",
-                                             const std::vector<std::uint32_t>& extra_pids = {});
+                                             const std::vector<std::uint32_t>& extra_pids = {},
+                                             ScanCache* cache = nullptr);
 
 }  // namespace vmtide::discovery

@@ -11,7 +11,7 @@
 namespace vmtide::discovery {
 
 Result<std::vector<QemuProcess>> ProcfsSource::scan() {
-  auto found = scan_qemu_processes(opts_.proc_root, opts_.extra_pids);
+  auto found = scan_qemu_processes(opts_.proc_root, opts_.extra_pids, &cache_);
   vms_.clear();
   for (const auto& p : found) vms_[p.id] = Vm{p.pid, p.qmp_sockets};
   return found;

@@ -54,6 +54,7 @@ class ProcfsSource final : public VmSource {
 
   ProcfsOptions opts_;
   std::map<std::string, Vm> vms_;  // by id, from the last scan
+  ScanCache cache_;                // what earlier scans read
 };
 
 }  // namespace vmtide::discovery
