@@ -86,9 +86,17 @@ struct MapView {
   std::uint32_t size = 0;
 
   // Maps hold at most DecodeLimits::max_map pairs, so a scan is cheap.
+  // Length and first byte are compared inline before the bytes: most
+  // keys differ there, and a call to memcmp per key was the decoder's
+  // biggest cost after msgpack's own parse.
   const object* find(std::string_view key) const {
     for (std::uint32_t i = 0; i < size; ++i) {
-      if (as_view(kv[i].key) == key) return &kv[i].val;
+      const auto& k = kv[i].key.via.str;
+      if (k.size != key.size()) continue;
+      // v1 keys are a few bytes: a plain loop beats a call to memcmp.
+      std::uint32_t j = 0;
+      while (j < k.size && k.ptr[j] == key[j]) ++j;
+      if (j == k.size) return &kv[i].val;
     }
     return nullptr;
   }
