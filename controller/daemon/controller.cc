@@ -15,6 +15,8 @@ namespace {
 
 using wire::json_string;
 
+std::string bytes_str(double b);
+
 strategy::CostModel make_cost(const ControllerConfig& c) {
   if (c.cost_model == "const-dirty") return strategy::make_const_dirty_cost_model(c.predictor.fallback_bw_bytes_per_s);
   return strategy::make_precopy_cost_model(c.predictor);
@@ -79,14 +81,22 @@ Result<strategy::Plan> Controller::dry_run(model::TimeNs now) const {
   return std::move(r->plan);
 }
 
+strategy::RoundInputs Controller::round_inputs() const {
+  strategy::RoundInputs in;
+  for (const auto& [vm, f] : flights_) in.in_flight.push_back({vm, f.record.src, f.record.dst});
+  in.outcomes = outcomes_;
+  return in;
+}
+
 Result<std::vector<wire::Decision>> Controller::round(model::TimeNs now) {
   ++counters_.rounds;
   const model::ClusterModel m = builder_.snapshot(now, cfg_.overrides);
-  auto r = strategy::plan_round(m, cfg_.planner, state_, strategy::RoundInputs{}, cost_);
+  auto r = strategy::plan_round(m, cfg_.planner, state_, round_inputs(), cost_);
   if (!r) {
     ++counters_.round_errors;
     return r.error();
   }
+  outcomes_.clear();  // the planner has seen them
   if (cfg_.mode == wire::Mode::kEnforce) {
     state_ = std::move(r->state);
   } else {
@@ -105,6 +115,12 @@ Result<std::vector<wire::Decision>> Controller::round(model::TimeNs now) {
   const strategy::Plan& plan = r->plan;
   for (const auto& mv : plan.moves) {
     wire::Decision d = strategy::to_decision(mv, plan, cfg_.mode, "");
+    if (cfg_.mode == wire::Mode::kEnforce) {
+      d.id = next_id();
+      start_migration(d, mv, now);
+      out.push_back(std::move(d));
+      continue;
+    }
     if (!fresh(d, now)) continue;
     d.id = next_id();
     ++counters_.recommended;
@@ -119,6 +135,92 @@ Result<std::vector<wire::Decision>> Controller::round(model::TimeNs now) {
   }
   counters_.decisions += out.size();
   builder_.prune(now);
+  return out;
+}
+
+void Controller::start_migration(wire::Decision& d, const strategy::PlannedMove& mv, model::TimeNs now) {
+  auto fail = [&](const std::string& why) {
+    d.outcome = wire::Outcome::kFailed;
+    d.detail = d.detail.value_or("") + (d.detail && !d.detail->empty() ? "; " : "") + "not started: " + why;
+    ++counters_.migrations_failed;
+    outcomes_.push_back({mv.vm_id, mv.src, mv.dst, false, now});
+  };
+  if (executor_ == nullptr) return fail("no executor");
+  if (flights_.contains(mv.vm_id)) return fail("a migration of this VM is already running");
+  executor::MigrationRequest req;
+  req.vm_id = mv.vm_id;
+  req.vm_name = mv.vm_name;
+  req.src = mv.src;
+  req.dst = mv.dst;
+  req.max_bandwidth_bytes_per_s = cfg_.predictor.max_bw_bytes_per_s;
+  req.downtime_limit_ms = cfg_.predictor.downtime_limit_ms;
+  req.auto_converge = cfg_.predictor.auto_converge;
+  // Time out well after the prediction: 3x it plus a minute, at most an hour.
+  req.timeout = std::chrono::nanoseconds{static_cast<std::int64_t>(
+      std::min(3600.0, mv.cost.total_s * 3.0 + 60.0) * 1e9)};
+  auto h = executor_->start(req);
+  if (!h) return fail(h.error().message());
+  d.outcome = wire::Outcome::kStarted;
+  ++counters_.migrations_started;
+  flights_[mv.vm_id] = Flight{*h, d, now};
+}
+
+Result<std::size_t> Controller::recover_in_flight(model::TimeNs now) {
+  if (executor_ == nullptr) return std::size_t{0};
+  auto running = executor_->running();
+  if (!running) return running.error();
+  std::size_t n = 0;
+  for (const auto& r : *running) {
+    if (flights_.contains(r.vm_id)) continue;
+    wire::Decision d;
+    d.id = next_id();
+    d.mode = cfg_.mode;
+    d.strategy = "recovered";
+    d.vm = r.vm_id;
+    d.src = r.src;
+    d.dst = r.dst;
+    d.reason = "a migration already running when this controller started (a previous controller's)";
+    d.outcome = wire::Outcome::kStarted;
+    flights_[r.vm_id] = Flight{r.handle, d, now};
+    ++counters_.migrations_recovered;
+    ++n;
+  }
+  return n;
+}
+
+std::vector<wire::Decision> Controller::poll_migrations(model::TimeNs now) {
+  std::vector<wire::Decision> out;
+  if (executor_ == nullptr) return out;
+  for (auto it = flights_.begin(); it != flights_.end();) {
+    Flight& f = it->second;
+    auto p = executor_->poll(f.handle);
+    executor::Progress pr;
+    if (!p) {
+      // The executor lost it (e.g. restarted libvirtd): a failure, so the
+      // VM gets its back-off; the model shows where it really runs.
+      pr.state = executor::State::kFailed;
+      pr.error = p.error().message();
+    } else {
+      pr = *p;
+    }
+    if (pr.state == executor::State::kRunning) {
+      ++it;
+      continue;
+    }
+    wire::Decision d = f.record;
+    const bool ok = pr.state == executor::State::kSucceeded;
+    d.outcome = ok ? wire::Outcome::kSucceeded : wire::Outcome::kFailed;
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "actual: %.0f ms total, %.0f ms downtime, %s in %llu passes%s%s", pr.total_ms,
+                  pr.downtime_ms, bytes_str(static_cast<double>(pr.bytes)).c_str(),
+                  static_cast<unsigned long long>(pr.passes), ok ? "" : "; failed: ", ok ? "" : pr.error.c_str());
+    d.detail = buf;
+    outcomes_.push_back({d.vm, d.src, d.dst, ok, now});
+    ++(ok ? counters_.migrations_succeeded : counters_.migrations_failed);
+    executor_->forget(f.handle);
+    out.push_back(std::move(d));
+    it = flights_.erase(it);
+  }
   return out;
 }
 

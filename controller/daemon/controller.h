@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "builder.h"
+#include "executor.h"
 #include "controller_config.h"
 #include "planner.h"
 #include "precopy.h"
@@ -21,6 +22,10 @@
 namespace vmtide::controller {
 
 struct ControllerCounters {
+  std::uint64_t migrations_started = 0;
+  std::uint64_t migrations_succeeded = 0;
+  std::uint64_t migrations_failed = 0;
+  std::uint64_t migrations_recovered = 0;  // found running at start (a previous controller's)
   std::uint64_t rounds = 0;
   std::uint64_t round_errors = 0;
   std::uint64_t decisions = 0;  // published (after deduplication)
@@ -44,6 +49,24 @@ class Controller {
   // recommendation or skip already published is repeated only when it
   // changes or after repeat_after. Observe mode returns no decisions.
   [[nodiscard]] Result<std::vector<wire::Decision>> round(model::TimeNs now);
+
+  // Enforce mode: the executor that carries moves out (not owned). Without
+  // one, enforce is refused by the daemon before a Controller exists.
+  void set_executor(executor::Executor* ex) noexcept { executor_ = ex; }
+
+  // Before the first round in enforce mode: the migrations the hypervisors
+  // report as running (a previous controller's, killed mid-migration)
+  // become in-flight here, so nothing is decided about their VMs and no
+  // second migration of them starts. Returns how many were found.
+  [[nodiscard]] Result<std::size_t> recover_in_flight(model::TimeNs now);
+
+  // Follows the running migrations; each one that ended gives its decision
+  // record again (same id) with outcome succeeded or failed and the real
+  // figures, and feeds the outcome to the next round (cooldown, back-off,
+  // hold-down). Also aborts none: the executor enforces its own timeout.
+  [[nodiscard]] std::vector<wire::Decision> poll_migrations(model::TimeNs now);
+
+  [[nodiscard]] std::size_t in_flight() const noexcept { return flights_.size(); }
 
   // What a round at `now` would plan, committing nothing.
   [[nodiscard]] Result<strategy::Plan> dry_run(model::TimeNs now) const;
@@ -90,6 +113,18 @@ class Controller {
   };
   std::map<std::string, Last, std::less<>> last_;  // by source host (or VM for maintenance)
   ControllerCounters counters_;
+
+  // Enforce mode.
+  executor::Executor* executor_ = nullptr;
+  struct Flight {
+    std::string handle;
+    wire::Decision record;  // as published when it started
+    model::TimeNs started{0};
+  };
+  std::map<std::string, Flight, std::less<>> flights_;  // by VM id
+  std::vector<strategy::MoveOutcome> outcomes_;         // since the last round
+  [[nodiscard]] strategy::RoundInputs round_inputs() const;
+  void start_migration(wire::Decision& d, const strategy::PlannedMove& mv, model::TimeNs now);
 };
 
 }  // namespace vmtide::controller

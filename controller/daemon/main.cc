@@ -299,6 +299,15 @@ int main(int argc, char** argv) {
     }
     const std::uint64_t t = mono_ns();
     if (t >= next_hb) {
+      // Migrations that ended since the last look: their decision again,
+      // same id, with the outcome and the real figures.
+      for (auto& d : ctl.poll_migrations(model::TimeNs{t})) {
+        spdlog::info("decision {}: {} {} {} -> {}: {}", d.id, wire::outcome_name(d.outcome), d.vm_name.value_or(d.vm),
+                     d.src, d.dst, d.detail.value_or(""));
+        wire::Message sent;
+        (*pub)->publish(std::move(d), 0, &sent);
+        log.append(sent);
+      }
       wire::Heartbeat hb;
       hb.vms = static_cast<std::uint32_t>(ctl.builder().vm_count());
       hb.uptime_ns = (*pub)->uptime_ns();

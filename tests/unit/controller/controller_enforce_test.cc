@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: Apache-2.0
+// Enforce mode of the controller core with a scripted executor (the
+// controller's own logic is under test here; the real back-ends have their
+// own tests against libvirt and QEMU): a planned move starts a migration,
+// its end is published under the same decision id and feeds the planner's
+// cooldown or back-off, no VM ever has two migrations, and migrations found
+// running at start are respected.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "controller.h"
+#include "msgs.h"
+
+namespace vmtide::controller {
+namespace {
+
+using testsupport::FakeAgent;
+
+model::TimeNs at(double s) { return model::TimeNs{static_cast<std::int64_t>(s * 1e9)}; }
+
+class ScriptedExecutor : public executor::Executor {
+ public:
+  Result<std::string> start(const executor::MigrationRequest& req) override {
+    if (refuse) return make_error(Errc::kIo, "hypervisor refused: " + *refuse);
+    requests.push_back(req);
+    const std::string h = "h" + std::to_string(requests.size());
+    state[h] = executor::Progress{};
+    return h;
+  }
+  Result<executor::Progress> poll(const std::string& h) override {
+    auto it = state.find(h);
+    if (it == state.end()) return make_error(Errc::kNotFound, "unknown handle " + h);
+    return it->second;
+  }
+  Status abort(const std::string&) override { return {}; }
+  void forget(const std::string& h) override { state.erase(h); }
+  Result<std::vector<executor::Running>> running() override { return already_running; }
+  const char* name() const noexcept override { return "scripted"; }
+
+  void finish(const std::string& h, bool ok) {
+    auto& p = state.at(h);
+    p.state = ok ? executor::State::kSucceeded : executor::State::kFailed;
+    p.total_ms = 4200;
+    p.downtime_ms = 12;
+    p.bytes = 900ULL << 20;
+    p.passes = 5;
+    if (!ok) p.error = "destination QEMU exited";
+  }
+
+  std::vector<executor::MigrationRequest> requests;
+  std::map<std::string, executor::Progress> state;
+  std::optional<std::string> refuse;
+  std::vector<executor::Running> already_running;
+};
+
+ControllerConfig enforce_config() {
+  ControllerConfig c;
+  c.mode = wire::Mode::kEnforce;
+  c.model.tau = std::chrono::seconds{2};
+  c.planner.hot_sustain = std::chrono::seconds{2};
+  c.planner.cold_sustain = std::chrono::seconds{2};
+  c.planner.host_hold_down = std::chrono::seconds{0};
+  return c;
+}
+
+// kvm1 hot, kvm2 idle, 8 CPUs each.
+void tick(Controller& ctl, FakeAgent& a, FakeAgent& b, double t) {
+  ctl.on_message(a.host_sample(0.95), at(t));
+  for (auto [id, cores] : {std::pair{"big", 3.0}, {"mid", 2.0}, {"small", 1.5}, {"tiny", 1.0}}) {
+    ctl.on_message(a.vm(id, cores, 0.05, 4ULL << 30, 2000), at(t));
+  }
+  ctl.on_message(b.host_sample(0.10), at(t));
+  ctl.on_message(b.vm("idle", 0.5), at(t));
+}
+
+// Runs rounds until one starts (or fails to start) a migration.
+std::vector<wire::Decision> until_move(Controller& ctl, FakeAgent& a, FakeAgent& b, double& t) {
+  for (; t < 30; t += 1) {
+    tick(ctl, a, b, t);
+    auto r = ctl.round(at(t));
+    EXPECT_TRUE(r);
+    std::vector<wire::Decision> moves;
+    for (auto& d : *r) {
+      if (!d.vm.empty()) moves.push_back(d);
+    }
+    if (!moves.empty()) return moves;
+  }
+  return {};
+}
+
+TEST(ControllerEnforce, AMoveStartsAMigrationAndItsEndIsPublishedUnderTheSameId) {
+  ScriptedExecutor ex;
+  Controller ctl(enforce_config(), "T");
+  ctl.set_executor(&ex);
+  FakeAgent a{.host = "kvm1"}, b{.host = "kvm2"};
+  double t = 1;
+  auto moves = until_move(ctl, a, b, t);
+  ASSERT_EQ(moves.size(), 1u);
+  EXPECT_EQ(moves[0].outcome, wire::Outcome::kStarted);
+  ASSERT_EQ(ex.requests.size(), 1u);
+  EXPECT_EQ(ex.requests[0].vm_id, moves[0].vm);
+  EXPECT_EQ(ex.requests[0].src, "kvm1");
+  EXPECT_EQ(ex.requests[0].dst, "kvm2");
+  EXPECT_DOUBLE_EQ(ex.requests[0].downtime_limit_ms, 300.0);
+  EXPECT_GE(ex.requests[0].timeout, std::chrono::seconds{60});
+  EXPECT_EQ(ctl.in_flight(), 1u);
+
+  // While it runs: the same VM is never started again, whatever the rounds say.
+  for (int i = 0; i < 5; ++i) {
+    t += 1;
+    tick(ctl, a, b, t);
+    ASSERT_TRUE(ctl.round(at(t)));
+    EXPECT_TRUE(ctl.poll_migrations(at(t)).empty());
+  }
+  for (const auto& r : ex.requests) {
+    if (&r != &ex.requests[0]) {
+      EXPECT_NE(r.vm_id, ex.requests[0].vm_id);
+    }
+  }
+
+  ex.finish("h1", true);
+  auto done = ctl.poll_migrations(at(t));
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].id, moves[0].id);
+  EXPECT_EQ(done[0].outcome, wire::Outcome::kSucceeded);
+  ASSERT_TRUE(done[0].detail);
+  EXPECT_NE(done[0].detail->find("actual: 4200 ms total, 12 ms downtime"), std::string::npos) << *done[0].detail;
+  EXPECT_EQ(ctl.in_flight(), 0u);
+  EXPECT_EQ(ctl.counters().migrations_succeeded, 1u);
+  // The next round learns it: the VM's cooldown runs from the completion.
+  t += 1;
+  tick(ctl, a, b, t);
+  ASSERT_TRUE(ctl.round(at(t)));
+  auto vh = ctl.planner_state().vms.find(moves[0].vm);
+  ASSERT_NE(vh, ctl.planner_state().vms.end());
+  EXPECT_GT(vh->second.cooldown_until, at(t));
+}
+
+TEST(ControllerEnforce, AFailedMigrationIsPublishedAndBacksOff) {
+  ScriptedExecutor ex;
+  Controller ctl(enforce_config(), "T");
+  ctl.set_executor(&ex);
+  FakeAgent a{.host = "kvm1"}, b{.host = "kvm2"};
+  double t = 1;
+  auto moves = until_move(ctl, a, b, t);
+  ASSERT_EQ(moves.size(), 1u);
+  ex.finish("h1", false);
+  auto done = ctl.poll_migrations(at(t));
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].outcome, wire::Outcome::kFailed);
+  EXPECT_NE(done[0].detail->find("destination QEMU exited"), std::string::npos);
+  t += 1;
+  tick(ctl, a, b, t);
+  ASSERT_TRUE(ctl.round(at(t)));
+  const auto& vh = ctl.planner_state().vms.at(moves[0].vm);
+  EXPECT_GE(vh.streak, 2) << "the move and its failure";
+  EXPECT_GT(vh.cooldown_until, at(t) + std::chrono::minutes{10});
+}
+
+TEST(ControllerEnforce, ARefusedStartIsAFailedDecision) {
+  ScriptedExecutor ex;
+  ex.refuse = "domain not found";
+  Controller ctl(enforce_config(), "T");
+  ctl.set_executor(&ex);
+  FakeAgent a{.host = "kvm1"}, b{.host = "kvm2"};
+  double t = 1;
+  auto moves = until_move(ctl, a, b, t);
+  ASSERT_EQ(moves.size(), 1u);
+  EXPECT_EQ(moves[0].outcome, wire::Outcome::kFailed);
+  EXPECT_NE(moves[0].detail->find("not started: "), std::string::npos) << *moves[0].detail;
+  EXPECT_NE(moves[0].detail->find("hypervisor refused: domain not found"), std::string::npos) << *moves[0].detail;
+  EXPECT_EQ(ctl.in_flight(), 0u);
+}
+
+TEST(ControllerEnforce, MigrationsRunningAtStartAreRespected) {
+  ScriptedExecutor ex;
+  // A previous controller started moving every VM of kvm1 and was killed.
+  for (const char* vm : {"big", "mid", "small", "tiny"}) {
+    ex.already_running.push_back({vm, "kvm1", "kvm2", std::string("old-") + vm});
+    ex.state[std::string("old-") + vm] = executor::Progress{};
+  }
+  Controller ctl(enforce_config(), "T");
+  ctl.set_executor(&ex);
+  auto n = ctl.recover_in_flight(at(0));
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 4u);
+  EXPECT_EQ(ctl.in_flight(), 4u);
+  FakeAgent a{.host = "kvm1"}, b{.host = "kvm2"};
+  for (double t = 1; t < 15; t += 1) {
+    tick(ctl, a, b, t);
+    ASSERT_TRUE(ctl.round(at(t)));
+  }
+  EXPECT_TRUE(ex.requests.empty()) << "started a second migration of a VM already migrating";
+  ex.finish("old-big", true);
+  auto done = ctl.poll_migrations(at(15));
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].strategy, "recovered");
+  EXPECT_EQ(done[0].outcome, wire::Outcome::kSucceeded);
+  EXPECT_EQ(ctl.in_flight(), 3u);
+}
+
+}  // namespace
+}  // namespace vmtide::controller
