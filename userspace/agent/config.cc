@@ -11,86 +11,25 @@
 
 #include <toml++/toml.h>
 
+#include "vmtide/toml_config.h"
+
 namespace vmtide::agent {
 namespace {
 
-std::string where(const std::string& source, const toml::node& n) {
-  const auto& b = n.source().begin;
-  return source + ":" + std::to_string(b.line) + ": ";
-}
-
-// Reads table `section` of `root`, calling `set(key, node)` for each key and
-// rejecting keys not in `known`.
-Status walk(const toml::table& root, const std::string& source, const std::string& section,
-            const std::set<std::string>& known,
-            const std::function<Status(const std::string&, const toml::node&)>& set) {
-  const toml::node* t = root.get(section);
-  if (t == nullptr) return {};
-  const toml::table* tbl = t->as_table();
-  if (tbl == nullptr) return make_error(Errc::kInvalidArgument, where(source, *t) + "[" + section + "] must be a table");
-  for (const auto& [k, v] : *tbl) {
-    const std::string key(k.str());
-    if (known.count(key) == 0) {
-      std::string list;
-      for (const auto& kn : known) list += (list.empty() ? "" : ", ") + kn;
-      return make_error(Errc::kInvalidArgument,
-                        where(source, v) + "unknown key '" + key + "' in [" + section + "] (known: " + list + ")");
-    }
-    if (Status st = set(key, v); !st) return st;
-  }
-  return {};
-}
-
-Status type_error(const std::string& source, const toml::node& n, const std::string& key, const char* want) {
-  return make_error(Errc::kInvalidArgument, where(source, n) + "'" + key + "' must be " + want);
-}
-
-Status get(const std::string& src, const toml::node& n, const std::string& key, std::string* out) {
-  if (auto v = n.value<std::string>(); v && n.is_string()) {
-    *out = *v;
-    return {};
-  }
-  return type_error(src, n, key, "a string");
-}
-Status get(const std::string& src, const toml::node& n, const std::string& key, double* out) {
-  if (n.is_floating_point() || n.is_integer()) {
-    *out = *n.value<double>();
-    return {};
-  }
-  return type_error(src, n, key, "a number");
-}
-Status get(const std::string& src, const toml::node& n, const std::string& key, bool* out) {
-  if (n.is_boolean()) {
-    *out = *n.value<bool>();
-    return {};
-  }
-  return type_error(src, n, key, "true or false");
-}
-Status get(const std::string& src, const toml::node& n, const std::string& key, int* out) {
-  if (n.is_integer()) {
-    *out = static_cast<int>(*n.value<std::int64_t>());
-    return {};
-  }
-  return type_error(src, n, key, "an integer");
-}
+using tomlcfg::get;
+using tomlcfg::type_error;
+using tomlcfg::walk;
+using tomlcfg::where;
 
 }  // namespace
 
 Result<AgentConfig> parse_config(std::string_view text, const std::string& source) {
-  toml::table root;
-  try {
-    root = toml::parse(text, source);
-  } catch (const toml::parse_error& e) {
-    return make_error(Errc::kInvalidArgument, source + ":" + std::to_string(e.source().begin.line) + ": " +
-                                                  std::string(e.description()));
-  }
-  static const std::set<std::string> kSections = {"agent", "publish", "metrics", "discovery", "collectors"};
-  for (const auto& [k, v] : root) {
-    if (kSections.count(std::string(k.str())) == 0) {
-      return make_error(Errc::kInvalidArgument,
-                        where(source, v) + "unknown section [" + std::string(k.str()) +
-                            "] (known: agent, collectors, discovery, metrics, publish)");
-    }
+  auto parsed = tomlcfg::parse(text, source);
+  if (!parsed) return parsed.error();
+  const toml::table& root = *parsed;
+  if (Status st = tomlcfg::check_sections(root, source, {"agent", "publish", "metrics", "discovery", "collectors"});
+      !st) {
+    return st.error();
   }
   AgentConfig c;
   const std::string& s = source;
