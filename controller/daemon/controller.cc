@@ -40,6 +40,18 @@ std::string prediction_json(const predictor::Prediction& p) {
 
 }  // namespace
 
+double Controller::link_bw(const model::ClusterModel& m, const model::VmState& v) const {
+  // The VM's host's link (the target is not chosen yet), capped by the
+  // migration's max-bandwidth: what the planner's cost would use for it.
+  const auto& p = cfg_.predictor;
+  double bw = p.fallback_bw_bytes_per_s;
+  for (const auto& h : m.hosts) {
+    if (h.name == v.host && h.link_bw_bytes_per_s > 0) bw = h.link_bw_bytes_per_s;
+  }
+  if (p.max_bw_bytes_per_s > 0) bw = std::min(bw, p.max_bw_bytes_per_s);
+  return bw;
+}
+
 predictor::Inputs Controller::predictor_inputs(const model::VmState& v, double bw) const {
   return strategy::precopy_inputs(v, bw, cfg_.predictor);
 }
@@ -294,13 +306,8 @@ std::string Controller::predict_json(std::string_view vm, model::TimeNs now) con
     return "{\"error\":" + json_string("no VM named or with id '" + std::string(vm) + "' in the model (" +
                                        std::to_string(m.vms.size()) + " VMs known)") + "}";
   }
-  const model::HostState* src = nullptr;
-  for (const auto& h : m.hosts) {
-    if (h.name == v->host) src = &h;
-  }
   const auto& p = cfg_.predictor;
-  double bw = src != nullptr && src->link_bw_bytes_per_s > 0 ? src->link_bw_bytes_per_s : p.fallback_bw_bytes_per_s;
-  if (p.max_bw_bytes_per_s > 0) bw = std::min(bw, p.max_bw_bytes_per_s);
+  const double bw = link_bw(m, *v);
   const predictor::Inputs in = predictor_inputs(*v, bw);
   std::string o = "{\"vm\":" + json_string(v->id) + ",\"name\":" + json_string(v->name) +
                   ",\"host\":" + json_string(v->host) + ",\"ram_bytes\":" + std::to_string(v->ram_bytes) +
@@ -439,14 +446,8 @@ std::string Controller::predict_text(std::string_view vm, model::TimeNs now) con
     return "error: no VM named or with id '" + std::string(vm) + "' in the model (" + std::to_string(m.vms.size()) +
            " VMs known)\n";
   }
-  // The JSON form computes; this one reads it back through the same inputs.
-  const model::HostState* src = nullptr;
-  for (const auto& h : m.hosts) {
-    if (h.name == v->host) src = &h;
-  }
   const auto& p = cfg_.predictor;
-  double bw = src != nullptr && src->link_bw_bytes_per_s > 0 ? src->link_bw_bytes_per_s : p.fallback_bw_bytes_per_s;
-  if (p.max_bw_bytes_per_s > 0) bw = std::min(bw, p.max_bw_bytes_per_s);
+  const double bw = link_bw(m, *v);
   const predictor::Inputs in = predictor_inputs(*v, bw);
   std::string o = fmt("VM %s (%s) on %s: RAM %s, touched %s, dirtying %s/s", v->name.c_str(), v->id.c_str(),
                       v->host.c_str(), bytes_str(static_cast<double>(v->ram_bytes)).c_str(),

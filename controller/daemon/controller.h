@@ -98,6 +98,7 @@ class Controller {
  private:
   [[nodiscard]] std::string next_id();
   [[nodiscard]] predictor::Inputs predictor_inputs(const model::VmState& v, double bw) const;
+  [[nodiscard]] double link_bw(const model::ClusterModel& m, const model::VmState& v) const;
   // True when this decision should be published now (not a repeat).
   bool fresh(const wire::Decision& d, model::TimeNs now);
 
