@@ -114,6 +114,15 @@ TEST(ProcStat, OwnProcessIsReadable) {
   EXPECT_EQ(s->second.run_ns, s->first.run_ns) << "an empty subset means every thread";
   auto ps = collectors::process_stat(static_cast<std::uint32_t>(getpid()));
   ASSERT_TRUE(ps) << ps.error().message();
+  // The kept-open form reads the same process again and again.
+  collectors::ProcessStatFile f(static_cast<std::uint32_t>(getpid()));
+  auto a = f.read();
+  ASSERT_TRUE(a) << a.error().message();
+  for (int i = 0; i < 50'000'000; ++i) asm volatile("" ::: "memory");
+  auto b = f.read();
+  ASSERT_TRUE(b);
+  EXPECT_GE(b->cpu_ns, a->cpu_ns);
+  EXPECT_FALSE(collectors::ProcessStatFile(1u << 23).read()) << "a pid that cannot exist";
   EXPECT_GT(ps->rss_bytes, 0u);
   // The same resident set statm reports (field 2, pages), within what the
   // two reads in a row can change.

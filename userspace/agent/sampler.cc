@@ -246,6 +246,7 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
     if (vms_.count(proc.pid) != 0) continue;
     VmState st;
     st.proc = std::move(proc);
+    st.stat = collectors::ProcessStatFile(st.proc.pid);
     auto warn = [&](const char* what, const Status& s) {
       if (s) return;
       ++errors_;
@@ -316,7 +317,7 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
     std::uint64_t rss_bytes = 0;
     std::uint64_t stat_cpu_ns = 0;
     if (seen.count(it->first) && vm.bpf_steal) {
-      if (auto ps = collectors::process_stat(vm.proc.pid)) {
+      if (auto ps = vm.stat.read()) {
         collectors::SchedStat all;
         all.run_ns = ps->cpu_ns;
         rss_bytes = ps->rss_bytes;
@@ -326,7 +327,7 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
     } else if (seen.count(it->first)) {
       split = collectors::process_schedstat_split(vm.proc.pid, vm.proc.vcpu_tids);
       if (split) {
-        if (auto ps = collectors::process_stat(vm.proc.pid); ps) {
+        if (auto ps = vm.stat.read(); ps) {
           rss_bytes = ps->rss_bytes;
           stat_cpu_ns = ps->cpu_ns;
         } else {

@@ -82,7 +82,7 @@ class Sampler {
     std::optional<collectors::CtxswCounts> ctxsw;
     bool baselined = false;  // counters above hold a previous reading
     bool bpf_steal = false;  // tracked by steal_ (else schedstat polling)
-    std::uint64_t cpu_ns = 0;  // /proc/<pid>/stat at the previous tick (with bpf_steal)
+    collectors::ProcessStatFile stat;  // its /proc/<pid>/stat, kept open
   };
   struct HostState {
     collectors::CpuTimes cpu;

@@ -2,6 +2,8 @@
 // /proc parsers and readers (procfs_stats.h).
 #include "procfs_stats.h"
 
+#include <fcntl.h>
+
 #include <dirent.h>
 #include <unistd.h>
 
@@ -181,6 +183,30 @@ Result<ProcessStat> parse_process_stat(std::string_view text) {
   static const std::uint64_t ns_per_tick = 1'000'000'000ULL / static_cast<std::uint64_t>(sysconf(_SC_CLK_TCK));
   static const std::uint64_t page = static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
   return ProcessStat{(utime + stime) * ns_per_tick, rss_pages * page};
+}
+
+ProcessStatFile::ProcessStatFile(std::uint32_t pid)
+    : fd_(::open(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY | O_CLOEXEC)) {}
+
+ProcessStatFile::~ProcessStatFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+ProcessStatFile& ProcessStatFile::operator=(ProcessStatFile&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.fd_;
+    o.fd_ = -1;
+  }
+  return *this;
+}
+
+Result<ProcessStat> ProcessStatFile::read() const {
+  if (fd_ < 0) return make_error(Errc::kNotFound, "process is gone");
+  char buf[1024];
+  const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+  if (n <= 0) return make_error(Errc::kNotFound, "process is gone");
+  return parse_process_stat(std::string_view(buf, static_cast<std::size_t>(n)));
 }
 
 Result<ProcessStat> process_stat(std::uint32_t pid) {

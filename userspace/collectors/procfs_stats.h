@@ -70,6 +70,26 @@ struct ProcessStat {
   std::uint64_t rss_bytes = 0;
 };
 [[nodiscard]] Result<ProcessStat> process_stat(std::uint32_t pid);
+
+// /proc/<pid>/stat kept open: each read() is one pread() instead of open,
+// read, read and close (the agent reads it for every VM every tick). The
+// open file stays bound to that process: once it exits, reads fail with
+// kNotFound even if its pid is reused.
+class ProcessStatFile {
+ public:
+  ProcessStatFile() = default;
+  explicit ProcessStatFile(std::uint32_t pid);
+  ~ProcessStatFile();
+  ProcessStatFile(ProcessStatFile&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  ProcessStatFile& operator=(ProcessStatFile&& o) noexcept;
+  ProcessStatFile(const ProcessStatFile&) = delete;
+  ProcessStatFile& operator=(const ProcessStatFile&) = delete;
+
+  [[nodiscard]] Result<ProcessStat> read() const;
+
+ private:
+  int fd_ = -1;
+};
 // The parser, for tests: the text of /proc/<pid>/stat.
 [[nodiscard]] Result<ProcessStat> parse_process_stat(std::string_view text);
 
