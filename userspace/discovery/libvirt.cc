@@ -13,6 +13,8 @@
 #include <mutex>
 #include <thread>
 
+#include "vmtide/libvirt_event_loop.h"
+
 namespace vmtide::discovery {
 
 const char* lifecycle_name(Lifecycle l) noexcept {
@@ -60,25 +62,6 @@ Lifecycle classify(int event, int detail) {
   }
 }
 
-// One event loop per process (libvirt's default implementation), started
-// on first use and left running: it is idle when no connection is open.
-void ensure_event_loop() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    // libvirt prints every error to stderr by default; ours travel as
-    // Result values and become one log line where they are handled.
-    virSetErrorFunc(nullptr, [](void*, virErrorPtr) {});
-    if (virEventRegisterDefaultImpl() != 0) return;
-    // A periodic no-op timer so the loop iteration returns regularly.
-    virEventAddTimeout(500, [](int, void*) {}, nullptr, nullptr);
-    std::thread([] {
-      for (;;) {
-        if (virEventRunDefaultImpl() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      }
-    }).detach();
-  });
-}
-
 }  // namespace
 
 struct LibvirtSource::Impl {
@@ -119,7 +102,7 @@ struct LibvirtSource::Impl {
   }
 
   Status connect() {
-    ensure_event_loop();
+    ensure_libvirt_event_loop();
     // Read-write where allowed: starting a dirty-rate measurement needs it.
     virConnectPtr c = virConnectOpen(uri.c_str());
     read_write.store(c != nullptr);
@@ -154,7 +137,7 @@ LibvirtSource::LibvirtSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)
 LibvirtSource::~LibvirtSource() { impl_->disconnect(); }
 
 Result<std::unique_ptr<LibvirtSource>> LibvirtSource::open(const std::string& uri) {
-  ensure_event_loop();
+  ensure_libvirt_event_loop();
   auto impl = std::make_unique<Impl>();
   impl->uri = uri;
   if (Status st = impl->connect(); !st) return st.error();
