@@ -94,7 +94,8 @@ Status parse_balance(const toml::table& root, const std::string& s, strategy::Pl
 }
 
 // [[host]] / [[vm]]: arrays of tables.
-Status parse_overrides(const toml::table& root, const std::string& s, model::Overrides& ov) {
+Status parse_overrides(const toml::table& root, const std::string& s, model::Overrides& ov,
+                       std::map<std::string, ControllerConfig::LibvirtUris>& lv) {
   auto each = [&](const char* name, const std::function<Status(const toml::table&)>& fn) -> Status {
     const toml::node* n = root.get(name);
     if (n == nullptr) return {};
@@ -110,10 +111,15 @@ Status parse_overrides(const toml::table& root, const std::string& s, model::Ove
   Status st = each("host", [&](const toml::table& t) -> Status {
     std::string name;
     model::HostOverride h;
-    Status r = tomlcfg::walk_table(t, s, "[host]", {"name", "maintenance", "tags"},
+    ControllerConfig::LibvirtUris uris;
+    Status r = tomlcfg::walk_table(t, s, "[host]",
+                                   {"name", "maintenance", "tags", "libvirt_uri", "peer_uri", "migrate_uri"},
                                    [&](const std::string& k, const toml::node& n) -> Status {
       if (k == "name") return get(s, n, k, &name);
       if (k == "maintenance") return get(s, n, k, &h.maintenance);
+      if (k == "libvirt_uri") return get(s, n, k, &uris.uri);
+      if (k == "peer_uri") return get(s, n, k, &uris.peer_uri);
+      if (k == "migrate_uri") return get(s, n, k, &uris.migrate_uri);
       return get(s, n, k, &h.tags);
     });
     if (!r) return r;
@@ -121,6 +127,7 @@ Status parse_overrides(const toml::table& root, const std::string& s, model::Ove
     if (ov.hosts.contains(name)) {
       return make_error(Errc::kInvalidArgument, tomlcfg::where(s, t) + "[[host]] '" + name + "' appears twice");
     }
+    if (!uris.uri.empty()) lv.emplace(name, uris);
     ov.hosts.emplace(name, std::move(h));
     return {};
   });
@@ -159,7 +166,7 @@ Result<ControllerConfig> parse_config(std::string_view text, const std::string& 
   const toml::table& root = *root_r;
   const std::string& s = source;
   if (Status st = tomlcfg::check_sections(
-          root, s, {"controller", "agents", "publish", "control", "log", "model", "balance", "predictor", "host", "vm"});
+          root, s, {"controller", "agents", "publish", "control", "log", "model", "balance", "predictor", "executor", "host", "vm"});
       !st) {
     return st.error();
   }
@@ -210,7 +217,10 @@ Result<ControllerConfig> parse_config(std::string_view text, const std::string& 
     if (k == "downtime_limit_ms") return get(s, n, k, &c.predictor.downtime_limit_ms);
     return get(s, n, k, &c.predictor.auto_converge);
   });
-  if (st) st = parse_overrides(root, s, c.overrides);
+  if (st) st = tomlcfg::walk(root, s, "executor", {"backend"}, [&](const std::string& k, const toml::node& n) {
+    return get(s, n, k, &c.executor);
+  });
+  if (st) st = parse_overrides(root, s, c.overrides, c.libvirt_hosts);
   if (!st) return st.error();
   if (Status v = validate(c); !v) return make_error(Errc::kInvalidArgument, source + ": " + v.error().context);
   return c;
@@ -259,6 +269,17 @@ Status validate(const ControllerConfig& c) {
   if (!(c.predictor.fallback_bw_bytes_per_s > 0)) return bad("predictor.fallback_bandwidth must be > 0 bytes/s");
   if (!(c.predictor.max_bw_bytes_per_s >= 0)) return bad("predictor.max_bandwidth must be >= 0 bytes/s (0: no cap)");
   if (!(c.predictor.downtime_limit_ms > 0)) return bad("predictor.downtime_limit_ms must be > 0");
+  if (c.executor != "none" && c.executor != "libvirt") {
+    return bad("executor.backend '" + c.executor + "': use \"none\" or \"libvirt\"");
+  }
+  if (c.mode == wire::Mode::kEnforce && c.executor == "none") {
+    return bad("controller.mode \"enforce\" needs [executor] backend = \"libvirt\" and each host's libvirt_uri in "
+               "its [[host]] table; without them use \"recommend\" (decisions are published, nothing moves)");
+  }
+  if (c.executor == "libvirt" && c.libvirt_hosts.empty()) {
+    return bad("executor.backend \"libvirt\" needs libvirt_uri in the [[host]] table of every host VMs may move "
+               "between, e.g. [[host]] name = \"kvm1\" libvirt_uri = \"qemu+tcp://kvm1/system\"");
+  }
   return {};
 }
 
@@ -310,6 +331,7 @@ std::string to_toml(const ControllerConfig& c) {
                               {"max_target_scan", static_cast<std::int64_t>(p.max_target_scan)},
                               {"pull_max_sources", static_cast<std::int64_t>(p.pull_max_sources)},
                               {"max_candidates_recorded", static_cast<std::int64_t>(p.max_candidates_recorded)}}},
+      {"executor", toml::table{{"backend", c.executor}}},
       {"predictor", toml::table{{"model", c.cost_model},
                                 {"fallback_bandwidth", c.predictor.fallback_bw_bytes_per_s},
                                 {"max_bandwidth", c.predictor.max_bw_bytes_per_s},
@@ -318,7 +340,13 @@ std::string to_toml(const ControllerConfig& c) {
   };
   toml::array hosts;
   for (const auto& [name, h] : c.overrides.hosts) {
-    hosts.push_back(toml::table{{"name", name}, {"maintenance", h.maintenance}, {"tags", arr(h.tags)}});
+    toml::table ht{{"name", name}, {"maintenance", h.maintenance}, {"tags", arr(h.tags)}};
+    if (auto lv = c.libvirt_hosts.find(name); lv != c.libvirt_hosts.end()) {
+      ht.insert("libvirt_uri", lv->second.uri);
+      if (!lv->second.peer_uri.empty()) ht.insert("peer_uri", lv->second.peer_uri);
+      if (!lv->second.migrate_uri.empty()) ht.insert("migrate_uri", lv->second.migrate_uri);
+    }
+    hosts.push_back(std::move(ht));
   }
   if (!hosts.empty()) t.insert("host", std::move(hosts));
   toml::array vms;

@@ -8,9 +8,10 @@
 #include <string_view>
 #include <vector>
 
+#include <map>
+
 #include "builder.h"
 #include "planner.h"  // strategy::PlannerConfig; not "config.h": the agent has one too
-#include "cost.h"
 #include "vmtide/result.h"
 #include "vmtide/wire/messages.h"
 
@@ -40,6 +41,14 @@ struct ControllerConfig {
   // [predictor]
   std::string cost_model = "precopy";  // precopy | const-dirty
   strategy::PrecopyCostParams predictor;
+  // [executor]: what carries out moves in enforce mode.
+  std::string executor = "none";  // none | libvirt
+  // [[host]] libvirt_uri / peer_uri / migrate_uri, by host name.
+  struct LibvirtUris {
+    std::string uri, peer_uri, migrate_uri;
+    bool operator==(const LibvirtUris&) const = default;
+  };
+  std::map<std::string, LibvirtUris> libvirt_hosts;
   // [[host]] and [[vm]]
   model::Overrides overrides;
 };

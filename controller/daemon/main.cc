@@ -3,9 +3,9 @@
 // cluster model, runs a decision round every round_interval and publishes
 // each decision (kind "decision") on its own PUB socket and in a JSON-lines
 // log. Modes: observe (model only), recommend (the default: decisions,
-// nothing moves), enforce (needs the migration executor, which this build
-// does not have yet: refused). A REP socket answers `vmtide plan`,
-// `vmtide predict --vm` and health queries. docs/controller.md.
+// nothing moves), enforce (moves carried out by the libvirt executor). A
+// REP socket answers `vmtide plan`, `vmtide predict --vm` and health
+// queries. docs/controller.md.
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +29,7 @@
 #include "decision_log.h"
 #include "controller_config.h"
 #include "ingest.h"
+#include "libvirt_executor.h"
 #include "publisher.h"
 #include "vmtide/version.h"
 #include "vmtide/wire/codec.h"
@@ -156,13 +157,6 @@ int main(int argc, char** argv) {
     return 0;
   }
   controller::ControllerConfig cfg = std::move(*cfg_r);
-  if (cfg.mode == wire::Mode::kEnforce) {
-    std::fprintf(stderr,
-                 "vmtide-controller: mode \"enforce\" is refused: it needs the migration executor "
-                 "(controller/executor, libvirt virDomainMigrateToURI3), which this build does not have yet. "
-                 "Run in \"recommend\" mode: decisions are published and logged, and nothing moves.\n");
-    return 2;
-  }
   if (cfg.agents.empty()) {
     std::fprintf(stderr, "vmtide-controller: no agents to subscribe to: list them in [agents] endpoints = "
                          "[\"tcp://kvm1:7470\", ...] in %s, or pass --agent\n", f.config.c_str());
@@ -220,6 +214,19 @@ int main(int argc, char** argv) {
   }
 
   controller::Controller ctl(cfg, id_base());
+  // Enforce mode: the libvirt executor carries out moves (config validation
+  // already refused enforce without one).
+  std::unique_ptr<executor::Executor> exec;
+  if (cfg.executor == "libvirt") {
+    std::map<std::string, executor::LibvirtHost> hosts;
+    for (const auto& [name, u] : cfg.libvirt_hosts) hosts[name] = {u.uri, u.peer_uri, u.migrate_uri};
+    exec = std::make_unique<executor::LibvirtExecutor>(std::move(hosts));
+    ctl.set_executor(exec.get());
+    spdlog::info("executor: libvirt, {} host(s)", cfg.libvirt_hosts.size());
+  }
+  // A controller that died mid-migration left it to libvirt: adopt what is
+  // running before deciding anything, and decide nothing until that worked.
+  bool recovered = cfg.mode != wire::Mode::kEnforce;
   spdlog::info("vmtide-controller {}: {} mode, {} agent endpoint(s), round every {:.3g} s", VMTIDE_VERSION,
                wire::mode_name(cfg.mode), cfg.agents.size(), cfg.round_interval_s);
   spdlog::info("decisions on {} (epoch {}), log {}, control {}", (*pub)->endpoint(), (*pub)->epoch(),
@@ -243,8 +250,9 @@ int main(int argc, char** argv) {
       auto fresh = effective_config(f, explicit_config);
       if (!fresh) {
         spdlog::error("reload: keeping the running configuration: {}", fresh.error().context);
-      } else if (fresh->mode == wire::Mode::kEnforce) {
-        spdlog::error("reload: mode \"enforce\" needs the migration executor; keeping {}", wire::mode_name(cfg.mode));
+      } else if (fresh->mode == wire::Mode::kEnforce && !exec) {
+        spdlog::error("reload: mode \"enforce\" needs the executor, configured at start; keeping {}",
+                      wire::mode_name(cfg.mode));
       } else {
         controller::ControllerConfig want = std::move(*fresh);
         if (want.name.empty()) want.name = cfg.name;
@@ -315,6 +323,17 @@ int main(int argc, char** argv) {
       hb.errors = (*pub)->errors() + (*ingest)->malformed() + log.errors() + ctl.counters().round_errors;
       (*pub)->publish(hb, 0);
       next_hb = t + 1'000'000'000ULL;
+    }
+    if (t >= next_round && !recovered) {
+      next_round = t + round_ns;
+      if (auto n = ctl.recover_in_flight(model::TimeNs{t}); n) {
+        recovered = true;
+        spdlog::info("enforce: {} migration(s) already running adopted", *n);
+      } else {
+        spdlog::error("enforce: cannot list running migrations, deciding nothing until it can: {}",
+                      n.error().message());
+      }
+      continue;
     }
     if (t >= next_round) {
       next_round = t + round_ns;

@@ -123,7 +123,34 @@ INSTANTIATE_TEST_SUITE_P(
                       Bad{"[model]\nmax_loss = 0\n", "model.max_loss"},
                       Bad{"[[host]]\nmaintenance = true\n", "[[host]] needs a name"},
                       Bad{"[[vm]]\nname = \"a\"\n[[vm]]\nname = \"a\"\n", "'a' appears twice"},
-                      Bad{"[controller\n", "c.toml:1:"}));
+                      Bad{"[controller\n", "c.toml:1:"},
+                      Bad{"[controller]\nmode = \"enforce\"\n", "needs [executor] backend = \"libvirt\""},
+                      Bad{"[executor]\nbackend = \"libvirt\"\n", "needs libvirt_uri in the [[host]] table"},
+                      Bad{"[executor]\nbackend = \"ssh\"\n", "executor.backend 'ssh'"}));
+
+TEST(ControllerConfig, EnforceWithTheLibvirtExecutor) {
+  auto c = parse_config(R"(
+[controller]
+mode = "enforce"
+[executor]
+backend = "libvirt"
+[[host]]
+name = "kvm1"
+libvirt_uri = "qemu+tcp://kvm1/system"
+[[host]]
+name = "kvm2"
+libvirt_uri = "qemu+tcp://kvm2/system"
+migrate_uri = "tcp://10.1.0.2"
+)",
+                        "c.toml");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->mode, wire::Mode::kEnforce);
+  ASSERT_EQ(c->libvirt_hosts.size(), 2u);
+  EXPECT_EQ(c->libvirt_hosts.at("kvm2").migrate_uri, "tcp://10.1.0.2");
+  auto again = parse_config(to_toml(*c), "again");
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(again->libvirt_hosts, c->libvirt_hosts);
+}
 
 }  // namespace
 }  // namespace vmtide::controller
