@@ -30,6 +30,14 @@ std::uint64_t monotonic_ns() {
 
 std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
 
+void add_hist(vmtide_steal_hist& sum, const vmtide_steal_hist& h) {
+  sum.wait_ns += h.wait_ns;
+  sum.waits += h.waits;
+  sum.self_wait_ns += h.self_wait_ns;
+  sum.dstate_ns += h.dstate_ns;
+  for (int i = 0; i < VMTIDE_STEAL_HIST_SLOTS; ++i) sum.slots[i] += h.slots[i];
+}
+
 std::uint32_t read_pid_max() {
   auto text = read_text_file("/proc/sys/kernel/pid_max");
   if (!text) return 4u << 20;  // PID_MAX_LIMIT on 64-bit
@@ -352,13 +360,7 @@ Result<vmtide_steal_hist> StealCollector::read_hist(std::uint32_t slot) const {
     return make_error(Errc::kBpfMap, "steal: reading histogram " + std::to_string(slot) + ": " + errstr(err));
   }
   vmtide_steal_hist sum{};
-  for (const auto& h : per_cpu) {
-    sum.wait_ns += h.wait_ns;
-    sum.waits += h.waits;
-    sum.self_wait_ns += h.self_wait_ns;
-    sum.dstate_ns += h.dstate_ns;
-    for (int i = 0; i < VMTIDE_STEAL_HIST_SLOTS; ++i) sum.slots[i] += h.slots[i];
-  }
+  for (const auto& h : per_cpu) add_hist(sum, h);
   return sum;
 }
 
@@ -428,6 +430,21 @@ Result<StealReading> StealCollector::read() {
     }
   }
 
+  // Every VM's histogram row in one batched read (not one bpf() per VM).
+  std::map<std::uint32_t, vmtide_steal_hist> hists;
+  if (detail_) {
+    std::vector<std::uint32_t> slots;
+    std::vector<vmtide_steal_hist> rows;
+    if (Status st = bpf::read_hash_map(skel_->maps.steal_hist, ncpus_, slots, rows); !st) return st.error();
+    const std::size_t per = static_cast<std::size_t>(ncpus_);
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+      if (std::none_of(vms_.begin(), vms_.end(), [&](const auto& v) { return v.second.slot == slots[i]; })) continue;
+      vmtide_steal_hist sum{};
+      for (std::size_t c = 0; c < per; ++c) add_hist(sum, rows[i * per + c]);
+      hists[slots[i]] = sum;
+    }
+  }
+
   std::vector<std::string> gone;
   for (auto& [id, vm] : vms_) {
     // Gone when none of its tracked threads is still in it (the iterator, or
@@ -473,8 +490,9 @@ Result<StealReading> StealCollector::read() {
       continue;
     }
     if (detail_) {
-      auto h = read_hist(vm.slot);
-      if (!h) return h.error();
+      auto row = hists.find(vm.slot);
+      if (row == hists.end()) return make_error(Errc::kBpfMap, "steal: no histogram row " + std::to_string(vm.slot));
+      const vmtide_steal_hist* h = &row->second;
       out.has_detail = true;
       out.hist_wait_ns = h->wait_ns - vm.hist_prev.wait_ns;
       out.hist_waits = h->waits - vm.hist_prev.waits;
