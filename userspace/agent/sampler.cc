@@ -300,6 +300,17 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
     }
   }
 
+  // Context switches of every VM in one batched map read.
+  std::map<std::uint32_t, collectors::CtxswCounts> ctxsw_all;
+  if (ctxsw_) {
+    if (auto r = ctxsw_->read_all()) {
+      ctxsw_all.insert(r->begin(), r->end());
+    } else {
+      ++errors_;
+      spdlog::warn("ctxsw: {}", r.error().message());
+    }
+  }
+
   for (auto it = vms_.begin(); it != vms_.end();) {
     VmState& vm = it->second;
     // CPU: with the BPF steal collector, from /proc/<pid>/stat (one small
@@ -351,9 +362,7 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
       continue;
     }
     std::optional<collectors::CtxswCounts> cs;
-    if (ctxsw_ && ctxsw_->is_tracked(vm.proc.pid)) {
-      if (auto r = ctxsw_->read(vm.proc.pid)) cs = *r;
-    }
+    if (auto c = ctxsw_all.find(vm.proc.pid); c != ctxsw_all.end()) cs = c->second;
     if (vm.baselined && out.interval_ns > 0) {
       wire::VmSample s;
       s.id = vm.proc.id;

@@ -108,12 +108,27 @@ Result<CtxswCounts> CtxswCounter::read(std::uint32_t tgid) const {
 }
 
 Result<std::vector<std::pair<std::uint32_t, CtxswCounts>>> CtxswCounter::read_all() const {
+  std::vector<std::uint32_t> slots;
+  std::vector<vmtide_ctxsw_counts> rows;
+  if (Status st = bpf::read_hash_map(skel_->maps.counts, ncpus_, slots, rows); !st) return st.error();
+  std::map<std::uint32_t, CtxswCounts> by_slot;
+  const std::size_t per = static_cast<std::size_t>(ncpus_);
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    CtxswCounts sum;
+    for (std::size_t c = 0; c < per; ++c) {
+      const auto& r = rows[i * per + c];
+      sum.out_voluntary += r.out_voluntary;
+      sum.out_involuntary += r.out_involuntary;
+      sum.in += r.in;
+    }
+    by_slot[slots[i]] = sum;
+  }
   std::vector<std::pair<std::uint32_t, CtxswCounts>> out;
   out.reserve(entries_.size());
   for (const auto& [tgid, e] : entries_) {
-    auto now = read_slot(e.slot);
-    if (!now) return now.error();
-    out.emplace_back(tgid, *now - e.baseline);
+    auto it = by_slot.find(e.slot);
+    if (it == by_slot.end()) return make_error(Errc::kBpfMap, "ctxsw: no counters for slot " + std::to_string(e.slot));
+    out.emplace_back(tgid, it->second - e.baseline);
   }
   return out;
 }

@@ -53,7 +53,8 @@ class CtxswCounter {
 
   // Counts since track(tgid), summed over CPUs.
   [[nodiscard]] Result<CtxswCounts> read(std::uint32_t tgid) const;
-  // Every tracked process, in tgid order.
+  // Every tracked process, in tgid order, from one batched map read (the
+  // agent's tick: one bpf() call, not one per VM).
   [[nodiscard]] Result<std::vector<std::pair<std::uint32_t, CtxswCounts>>> read_all() const;
 
   // True when the kernel passes prev_state to sched_switch (>= 5.18), so the

@@ -55,6 +55,18 @@ Result<std::unique_ptr<IoCollector>> IoCollector::create(const Options& opts) {
   return std::unique_ptr<IoCollector>(new IoCollector(std::move(skel).value(), opts.max_tracked));
 }
 
+namespace {
+
+void add_counts(vmtide_io_counts& sum, const vmtide_io_counts& c) {
+  sum.rd_bytes += c.rd_bytes;
+  sum.wr_bytes += c.wr_bytes;
+  sum.rd_ops += c.rd_ops;
+  sum.wr_ops += c.wr_ops;
+  for (int i = 0; i < VMTIDE_IO_HIST_SLOTS; ++i) sum.lat_hist[i] += c.lat_hist[i];
+}
+
+}  // namespace
+
 IoCollector::IoCollector(bpf::Skeleton<io_bpf> skel, std::uint32_t max_tracked)
     : skel_(std::move(skel)), ncpus_(libbpf_num_possible_cpus()) {
   for (std::uint32_t i = max_tracked; i > 0; --i) free_slots_.push_back(i - 1);
@@ -70,13 +82,7 @@ Result<vmtide_io_counts> IoCollector::read_slot(std::uint32_t slot) const {
     return make_error(Errc::kBpfMap, "io: reading slot " + std::to_string(slot) + ": " + std::strerror(-err));
   }
   vmtide_io_counts sum{};
-  for (const auto& c : per_cpu) {
-    sum.rd_bytes += c.rd_bytes;
-    sum.wr_bytes += c.wr_bytes;
-    sum.rd_ops += c.rd_ops;
-    sum.wr_ops += c.wr_ops;
-    for (int i = 0; i < VMTIDE_IO_HIST_SLOTS; ++i) sum.lat_hist[i] += c.lat_hist[i];
-  }
+  for (const auto& c : per_cpu) add_counts(sum, c);
   return sum;
 }
 
@@ -118,9 +124,21 @@ Status IoCollector::untrack(const std::string& vm_id) {
 
 Result<std::map<std::string, IoDelta>> IoCollector::read() {
   std::map<std::string, IoDelta> out;
+  // Every slot in one batched read (not one bpf() per VM), summed per CPU.
+  std::vector<std::uint32_t> slots;
+  std::vector<vmtide_io_counts> rows;
+  if (Status st = bpf::read_hash_map(skel_->maps.io_counts, ncpus_, slots, rows); !st) return st.error();
+  std::map<std::uint32_t, vmtide_io_counts> by_slot;
+  const std::size_t per = static_cast<std::size_t>(ncpus_);
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    vmtide_io_counts sum{};
+    for (std::size_t c = 0; c < per; ++c) add_counts(sum, rows[i * per + c]);
+    by_slot[slots[i]] = sum;
+  }
   for (auto& [id, vm] : vms_) {
-    auto now = read_slot(vm.slot);
-    if (!now) return now.error();
+    auto row = by_slot.find(vm.slot);
+    if (row == by_slot.end()) return make_error(Errc::kBpfMap, "io: no counters for slot " + std::to_string(vm.slot));
+    const vmtide_io_counts* now = &row->second;
     IoDelta d;
     d.rd_bytes = sub(now->rd_bytes, vm.last.rd_bytes);
     d.wr_bytes = sub(now->wr_bytes, vm.last.wr_bytes);
