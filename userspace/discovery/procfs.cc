@@ -226,7 +226,6 @@ std::vector<QemuProcess> scan_qemu_processes(const std::string& proc_root,
       }
       closedir(td);
     }
-    if (tids.empty()) continue;  // exited meanwhile
     std::sort(tids.begin(), tids.end());
     if (cache != nullptr) {
       if (auto hit = cache->by_pid.find(pid); hit != cache->by_pid.end()) {
