@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: Apache-2.0
+// vmtide-sim: run balancing policies over simulated scenarios and compare
+// them (docs/simulator.md).
+//   vmtide-sim run SCENARIO [--policy P] [--csv FILE]
+//   vmtide-sim compare SCENARIO... [--policies P,...] [--csv FILE]
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "policy.h"
+#include "report.h"
+#include "scenario.h"
+#include "sim.h"
+
+namespace {
+
+using namespace vmtide;
+
+// Runs each policy on one scenario; false (after one message) on error.
+bool run_policies(const std::string& path, const std::vector<std::string>& policies, std::vector<sim::Metrics>* rows,
+                  std::string* name) {
+  auto s = sim::load_scenario(path);
+  if (!s) {
+    std::fprintf(stderr, "vmtide-sim: %s\n", s.error().message().c_str());
+    return false;
+  }
+  *name = s->name;
+  for (const auto& p : policies) {
+    auto pol = sim::make_policy(p, *s);
+    if (!pol) {
+      std::fprintf(stderr, "vmtide-sim: %s\n", pol.error().message().c_str());
+      return false;
+    }
+    auto m = sim::run(*s, **pol);
+    if (!m) {
+      std::fprintf(stderr, "vmtide-sim: %s, policy %s: %s\n", path.c_str(), p.c_str(), m.error().message().c_str());
+      return false;
+    }
+    rows->push_back(std::move(*m));
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vmtide-sim: compare balancing policies on simulated clusters"};
+  app.require_subcommand(1);
+  std::vector<std::string> scenarios;
+  std::string policy = "adaptive";
+  std::vector<std::string> policies = sim::policy_names();
+  std::string csv;
+  auto* run = app.add_subcommand("run", "run one policy on a scenario");
+  run->add_option("scenario", scenarios, "scenario TOML file")->required()->expected(1);
+  run->add_option("--policy", policy, "push, pull, adaptive, adaptive-nocost, threshold, stddev or none");
+  run->add_option("--csv", csv, "write entropy over time as CSV to this file");
+  auto* cmp = app.add_subcommand("compare", "run every policy on each scenario and print a table");
+  cmp->add_option("scenarios", scenarios, "scenario TOML files")->required();
+  cmp->add_option("--policies", policies, "policies to compare (default: all)")->delimiter(',');
+  cmp->add_option("--csv", csv, "write entropy over time as CSV to this file");
+  CLI11_PARSE(app, argc, argv);
+  if (run->parsed()) policies = {policy};
+
+  std::string all_csv;
+  for (std::size_t i = 0; i < scenarios.size(); ++i) {
+    std::vector<sim::Metrics> rows;
+    std::string name;
+    if (!run_policies(scenarios[i], policies, &rows, &name)) return 1;
+    std::printf("%s%s", i ? "\n" : "", sim::format_table(name, rows).c_str());
+    std::fflush(stdout);
+    all_csv += sim::format_csv(name, rows, i == 0);
+  }
+  if (!csv.empty()) {
+    std::ofstream f(csv);
+    f << all_csv;
+    if (!f) {
+      std::fprintf(stderr, "vmtide-sim: cannot write %s\n", csv.c_str());
+      return 1;
+    }
+  }
+  return 0;
+}

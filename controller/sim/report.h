@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: Apache-2.0
+// Formatting of simulator results: the comparison table (policies x
+// metrics) and the CSV of entropy over time that the plot script reads.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "sim.h"
+
+namespace vmtide::sim {
+
+// One row per policy: time to balance, migrations, failed, GiB, migration
+// seconds, ping-pong, steal core-seconds, final entropy.
+[[nodiscard]] std::string format_table(const std::string& scenario, const std::vector<Metrics>& rows);
+
+// "scenario,policy,t_s,entropy,max_load,stddev" lines (header included when
+// `header`).
+[[nodiscard]] std::string format_csv(const std::string& scenario, const std::vector<Metrics>& rows, bool header);
+
+}  // namespace vmtide::sim
