@@ -80,6 +80,21 @@ Status get_seconds(const std::string& src, const toml::node& n, const std::strin
 
 }  // namespace
 
+Status validate(const Scenario& s) {
+  if (s.hosts <= 0 || (s.vms.empty() && s.vms_per_host <= 0) || s.round_s <= 0 || s.tick_s <= 0 || s.duration_s <= 0 ||
+      s.host_cpus == 0) {
+    return make_error(Errc::kInvalidArgument,
+                      "hosts, host_cpus, vms_per_host, round_s, tick_s and duration_s must be > 0");
+  }
+  for (const VmSpec& v : s.vms) {
+    if (v.host < 0 || v.host >= s.hosts) return make_error(Errc::kInvalidArgument, "a VM's host is out of range");
+  }
+  if (auto v = strategy::validate(s.planner); !v) {
+    return make_error(Errc::kInvalidArgument, "[planner]: " + v.error().message());
+  }
+  return {};
+}
+
 Result<Scenario> parse_scenario(std::string_view text, const std::string& source) {
   auto root = tomlcfg::parse(text, source);
   if (!root) return std::move(root).error();
@@ -178,12 +193,7 @@ Result<Scenario> parse_scenario(std::string_view text, const std::string& source
                        return get(S, n, k, &p.max_inflight_cluster);
                      });
   if (!st) return st.error();
-  if (s.hosts <= 0 || s.vms_per_host <= 0 || s.round_s <= 0 || s.tick_s <= 0 || s.duration_s <= 0) {
-    return make_error(Errc::kInvalidArgument, S + ": hosts, vms_per_host, round_s, tick_s and duration_s must be > 0");
-  }
-  if (auto v = strategy::validate(s.planner); !v) {
-    return make_error(Errc::kInvalidArgument, S + ": [planner]: " + v.error().message());
-  }
+  if (Status v = validate(s); !v) return make_error(Errc::kInvalidArgument, S + ": " + v.error().message());
   return s;
 }
 

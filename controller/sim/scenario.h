@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config.h"
 #include "vmtide/result.h"
@@ -23,6 +24,16 @@ enum class TraceKind { kConst, kStep, kRamp, kDiurnal, kRandomWalk, kBursty };
 [[nodiscard]] const char* trace_name(TraceKind k) noexcept;
 [[nodiscard]] Result<TraceKind> parse_trace(std::string_view s);
 
+// One VM placed by hand (tests, small what-if scenarios): replaces the
+// generated VMs when Scenario::vms is not empty.
+struct VmSpec {
+  int host = 0;
+  double demand_cores = 1.0;
+  double ram_gib = 4;
+  double touched_frac = 0.8;
+  double dirty_mib_s = 20;
+};
+
 struct Scenario {
   std::string name = "unnamed";
   std::uint64_t seed = 1;
@@ -38,6 +49,7 @@ struct Scenario {
 
   // VMs: vms_per_host placed round-robin, each drawn from these ranges.
   int vms_per_host = 10;
+  std::vector<VmSpec> vms;          // empty: generate vms_per_host per host from the ranges below
   Range vm_demand_cores{0.5, 2.0};  // base CPU demand
   Range vm_ram_gib{4, 16};
   Range vm_touched_frac{0.5, 0.9};      // of RAM: what pass 0 sends
@@ -78,6 +90,10 @@ struct Scenario {
   // 30 s hot sustain (a 10 s round sees a hot host three times first).
   static strategy::PlannerConfig default_planner();
 };
+
+// Rejects a scenario the simulator cannot run (no hosts, a VM on a host
+// that does not exist, an invalid planner configuration).
+[[nodiscard]] Status validate(const Scenario& s);
 
 // Parses a scenario; errors name the source and line.
 [[nodiscard]] Result<Scenario> parse_scenario(std::string_view toml, const std::string& source);

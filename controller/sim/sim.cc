@@ -98,7 +98,7 @@ class Engine {
 
   void setup() {
     Rng g{s_.seed};
-    const int nvm = s_.hosts * s_.vms_per_host;
+    const int nvm = s_.vms.empty() ? s_.hosts * s_.vms_per_host : static_cast<int>(s_.vms.size());
     const int stepped_hosts = static_cast<int>(std::lround(s_.step_hosts_frac * s_.hosts));
     host_vms_.assign(static_cast<std::size_t>(s_.hosts), {});
     overhead_.assign(static_cast<std::size_t>(s_.hosts), 0.0);
@@ -117,9 +117,11 @@ class Engine {
     for (int i = 0; i < nvm; ++i) {
       Vm& v = vms_[static_cast<std::size_t>(i)];
       auto& vs = model_.vms[static_cast<std::size_t>(i)];
-      v.host = i % s_.hosts;  // round-robin: every host starts with the same count
+      const VmSpec* spec = s_.vms.empty() ? nullptr : &s_.vms[static_cast<std::size_t>(i)];
+      // Generated VMs are placed round-robin: every host starts with the same count.
+      v.host = spec ? spec->host : i % s_.hosts;
       v.stepped = v.host < stepped_hosts;
-      v.base_cores = g.in(s_.vm_demand_cores);
+      v.base_cores = spec ? spec->demand_cores : g.in(s_.vm_demand_cores);
       v.phase = g.uniform();
       v.rng = Rng{s_.seed ^ (0x51ed2701u + static_cast<std::uint64_t>(i) * 0x2545f4914f6cdd1dull)};
       std::snprintf(buf, sizeof buf, "vm%05d", i);
@@ -127,10 +129,10 @@ class Engine {
       vs.name = buf;
       vs.host = model_.hosts[static_cast<std::size_t>(v.host)].name;
       vs.vcpus = static_cast<std::uint32_t>(std::ceil(std::max(1.0, 2 * v.base_cores)));
-      const double ram = g.in(s_.vm_ram_gib) * kGiB;
+      const double ram = (spec ? spec->ram_gib : g.in(s_.vm_ram_gib)) * kGiB;
       vs.ram_bytes = static_cast<std::uint64_t>(ram);
-      vs.rss_bytes = static_cast<std::uint64_t>(ram * g.in(s_.vm_touched_frac));
-      vs.dirty_bytes_per_s = g.in(s_.vm_dirty_mib_s) * 1024 * 1024;
+      vs.rss_bytes = static_cast<std::uint64_t>(ram * (spec ? spec->touched_frac : g.in(s_.vm_touched_frac)));
+      vs.dirty_bytes_per_s = (spec ? spec->dirty_mib_s : g.in(s_.vm_dirty_mib_s)) * 1024 * 1024;
       host_vms_[static_cast<std::size_t>(v.host)].push_back(i);
       id_index_.emplace(vs.id, i);
     }
@@ -360,6 +362,7 @@ class Engine {
 }  // namespace
 
 Result<Metrics> run(const Scenario& s, Policy& policy, const CompletionHook& hook) {
+  if (Status v = validate(s); !v) return v.error();
   return Engine(s, policy, hook).run();
 }
 

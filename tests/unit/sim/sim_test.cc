@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: Apache-2.0
+// vmtide-sim: a tiny scenario with a known optimum, determinism (same seed,
+// bit-identical metrics), conservation of VMs across 10 000 migrations, and
+// the shipped scenario files.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "policy.h"
+#include "scenario.h"
+#include "sim.h"
+
+namespace vmtide::sim {
+namespace {
+
+const std::string kScenarios = std::string(VMTIDE_SOURCE_DIR) + "/controller/sim/scenarios/";
+
+Metrics must_run(const Scenario& s, const std::string& policy, const CompletionHook& hook = {}) {
+  auto p = make_policy(policy, s);
+  EXPECT_TRUE(p.ok()) << p.error().message();
+  auto m = run(s, **p, hook);
+  EXPECT_TRUE(m.ok()) << m.error().message();
+  return m.ok() ? *m : Metrics{};
+}
+
+// Host 0 (16 cores) runs 4 + 4 + 6 cores (87.5 %, above high 80 %), host 1
+// one 1-core VM (6 %). The best single move is the 6-core VM: 50 % / 44 %.
+Scenario one_hot_one_idle() {
+  Scenario s;
+  s.name = "one-hot-one-idle";
+  s.hosts = 2;
+  s.host_cpus = 16;
+  s.duration_s = 900;
+  s.step_at_s = 0;
+  s.step_factor = 1.0;
+  s.vms = {VmSpec{0, 4.0}, VmSpec{0, 4.0}, VmSpec{0, 6.0}, VmSpec{1, 1.0}};
+  return s;
+}
+
+TEST(SimOptimum, EveryVmtidePolicyFixesTheHotHostInOneMigration) {
+  for (const char* policy : {"push", "pull", "adaptive", "adaptive-nocost"}) {
+    SCOPED_TRACE(policy);
+    std::vector<int> final_hosts;
+    const Metrics m =
+        must_run(one_hot_one_idle(), policy,
+                 [&](const std::vector<std::vector<int>>&, const std::vector<int>& vm_host) { final_hosts = vm_host; });
+    EXPECT_EQ(m.migrations, 1);
+    EXPECT_EQ(m.failed, 0);
+    EXPECT_EQ(m.ping_pong, 0);
+    EXPECT_TRUE(m.balanced_at_end);
+    EXPECT_GE(m.time_to_balance_s, 0.0);
+    EXPECT_LE(m.time_to_balance_s, 120.0);
+    EXPECT_EQ(final_hosts, (std::vector<int>{0, 0, 1, 1}));
+  }
+}
+
+TEST(SimOptimum, NoneNeverBalances) {
+  const Metrics m = must_run(one_hot_one_idle(), "none");
+  EXPECT_EQ(m.migrations, 0);
+  EXPECT_LT(m.time_to_balance_s, 0.0);
+  EXPECT_FALSE(m.balanced_at_end);
+}
+
+TEST(SimDeterminism, SameSeedGivesIdenticalMetrics) {
+  for (const char* file : {"low.toml", "medium.toml", "high.toml"}) {
+    auto s = load_scenario(kScenarios + file);
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    for (const auto& policy : policy_names()) {
+      SCOPED_TRACE(std::string(file) + " " + policy);
+      const Metrics a = must_run(*s, policy);
+      const Metrics b = must_run(*s, policy);
+      EXPECT_TRUE(a == b);  // every field, the whole series, bit for bit
+      EXPECT_FALSE(a.series.empty());
+    }
+  }
+}
+
+TEST(SimDeterminism, AnotherSeedGivesAnotherCluster) {
+  auto s = load_scenario(kScenarios + "medium.toml");
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  const Metrics a = must_run(*s, "none");
+  s->seed += 1;
+  const Metrics b = must_run(*s, "none");
+  EXPECT_FALSE(a.series == b.series);
+}
+
+// Checks after every completed migration that each VM is listed on exactly
+// one host, the one it thinks it is on.
+struct Conservation {
+  long completions = 0;
+  long violations = 0;
+  void operator()(const std::vector<std::vector<int>>& host_vms, const std::vector<int>& vm_host) {
+    ++completions;
+    std::vector<int> seen(vm_host.size(), 0);
+    for (std::size_t h = 0; h < host_vms.size(); ++h) {
+      for (int v : host_vms[h]) {
+        ++seen[static_cast<std::size_t>(v)];
+        if (vm_host[static_cast<std::size_t>(v)] != static_cast<int>(h)) ++violations;
+      }
+    }
+    for (int n : seen) {
+      if (n != 1) ++violations;
+    }
+  }
+};
+
+TEST(SimConservation, NoVmLostOrDuplicatedAcross10000Migrations) {
+  // Bursty demand that swings 3x on small hosts, and a planner with every
+  // damper off, so VMs move all the time.
+  Scenario s;
+  s.name = "churn";
+  s.seed = 7;
+  s.hosts = 12;
+  s.host_cpus = 8;
+  s.vms_per_host = 6;
+  s.vm_demand_cores = {0.2, 1.6};
+  s.vm_ram_gib = {1, 4};
+  s.vm_dirty_mib_s = {1, 40};
+  s.trace = TraceKind::kBursty;
+  s.trace_amplitude = 2.0;
+  s.burst_prob = 0.05;
+  s.burst_s = 60;
+  s.duration_s = 100'000;
+  s.stddev_threshold = 0.0;
+  auto& p = s.planner;
+  p.hot_sustain = p.cold_sustain = std::chrono::nanoseconds{0};
+  p.vm_cooldown_base = std::chrono::seconds{10};
+  p.vm_cooldown_max = std::chrono::seconds{10};
+  p.no_return_window = std::chrono::nanoseconds{0};
+  p.host_hold_down = std::chrono::nanoseconds{0};
+  p.band = model::Band{.high_enter = 0.6, .high_exit = 0.55, .low_enter = 0.4, .low_exit = 0.45};
+  p.adaptive_crossover_frac = 0.5;
+  ASSERT_TRUE(validate(s).ok()) << validate(s).error().message();
+  Conservation c;
+  int migrations = 0;
+  for (const char* policy : {"adaptive", "push", "pull", "stddev", "threshold"}) {
+    const Metrics m = must_run(s, policy, std::ref(c));
+    migrations += m.migrations - m.failed;
+  }
+  EXPECT_EQ(c.violations, 0);
+  EXPECT_GE(c.completions, 10'000);
+  EXPECT_GE(migrations, 10'000);
+}
+
+TEST(SimScenario, ShippedScenariosParse) {
+  for (const char* file : {"low.toml", "medium.toml", "high.toml"}) {
+    auto s = load_scenario(kScenarios + file);
+    EXPECT_TRUE(s.ok()) << file << ": " << (s.ok() ? "" : s.error().message());
+  }
+}
+
+TEST(SimScenario, UnknownKeysAndBadValuesAreErrors) {
+  struct Case {
+    const char* toml;
+    const char* want;
+  };
+  const Case cases[] = {
+      {"[run]\nseeed = 1\n", "unknown key 'seeed'"},  {"[clusterz]\n", "unknown section"},
+      {"[vms]\ntrace = \"sine\"\n", "unknown trace"}, {"[vms]\nram_gib = [8, 4]\n", "min <= max"},
+      {"[cluster]\nhosts = 0\n", "must be > 0"},      {"[planner]\nhigh_enter = 0.5\nhigh_exit = 0.6\n", "[planner]"},
+  };
+  for (const Case& c : cases) {
+    auto s = parse_scenario(c.toml, "t.toml");
+    ASSERT_FALSE(s.ok()) << c.toml;
+    EXPECT_NE(s.error().message().find(c.want), std::string::npos) << s.error().message();
+  }
+}
+
+TEST(SimScenario, AllKeysParse) {
+  auto s = parse_scenario(R"(
+[run]
+name = "x"
+seed = 9
+duration_s = 60
+round_s = 5
+tick_s = 5
+[cluster]
+hosts = 3
+host_cpus = 8
+vms_per_host = 2
+[vms]
+trace = "diurnal"
+demand_cores = [1, 1]
+[step]
+factor = 2.0
+[migration]
+cpu_cores = 0.5
+[metrics]
+high_frac = 0.9
+[planner]
+hot_sustain_s = 0
+)",
+                          "t.toml");
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  EXPECT_EQ(s->seed, 9u);
+  EXPECT_EQ(s->trace, TraceKind::kDiurnal);
+  EXPECT_EQ(s->planner.hot_sustain, std::chrono::nanoseconds{0});
+  EXPECT_DOUBLE_EQ(s->migration_cpu_cores, 0.5);
+}
+
+}  // namespace
+}  // namespace vmtide::sim
