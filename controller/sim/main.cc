@@ -56,6 +56,8 @@ int main(int argc, char** argv) {
   run->add_option("scenario", scenarios, "scenario TOML file")->required()->expected(1);
   run->add_option("--policy", policy, "push, pull, adaptive, adaptive-nocost, threshold, stddev or none");
   run->add_option("--csv", csv, "write entropy over time as CSV to this file");
+  bool show_moves = false;
+  run->add_flag("--moves", show_moves, "list every migration (start, end, VM, source, target)");
   auto* cmp = app.add_subcommand("compare", "run every policy on each scenario and print a table");
   cmp->add_option("scenarios", scenarios, "scenario TOML files")->required();
   cmp->add_option("--policies", policies, "policies to compare (default: all)")->delimiter(',');
@@ -69,6 +71,14 @@ int main(int argc, char** argv) {
     std::string name;
     if (!run_policies(scenarios[i], policies, &rows, &name)) return 1;
     std::printf("%s%s", i ? "\n" : "", sim::format_table(name, rows).c_str());
+    if (show_moves) {
+      for (const auto& r : rows) {
+        for (const auto& mv : r.moves) {
+          std::printf("  %7.0f-%-7.0f %s %s -> %s%s\n", mv.start_s, mv.end_s, mv.vm_id.c_str(), mv.src.c_str(),
+                      mv.dst.c_str(), mv.ok ? "" : " (failed)");
+        }
+      }
+    }
     std::fflush(stdout);
     all_csv += sim::format_csv(name, rows, i == 0);
   }

@@ -55,6 +55,7 @@ struct Flight {
   int dst = 0;
   bool ok = true;
   double bytes = 0;
+  Ms start = 0;
 };
 
 class Engine {
@@ -288,6 +289,7 @@ class Engine {
     const strategy::MigrationCost c = cost_(vs, model_.hosts[static_cast<std::size_t>(si->second)],
                                             model_.hosts[static_cast<std::size_t>(di->second)]);
     Flight f;
+    f.start = t;
     f.vm = vi->second;
     f.src = si->second;
     f.dst = di->second;
@@ -332,6 +334,10 @@ class Engine {
     } else {
       ++m_.failed;
     }
+    m_.moves.push_back(MoveRecord{static_cast<double>(f.start) / 1000.0, static_cast<double>(t) / 1000.0,
+                                  model_.vms[static_cast<std::size_t>(f.vm)].id,
+                                  model_.hosts[static_cast<std::size_t>(f.src)].name,
+                                  model_.hosts[static_cast<std::size_t>(f.dst)].name, f.ok});
     outcomes_.push_back(strategy::MoveOutcome{
         model_.vms[static_cast<std::size_t>(f.vm)].id, model_.hosts[static_cast<std::size_t>(f.src)].name,
         model_.hosts[static_cast<std::size_t>(f.dst)].name, f.ok, model::TimeNs{t * 1'000'000}});

@@ -25,6 +25,17 @@ struct Sample {
   bool operator==(const Sample&) const = default;
 };
 
+// One migration, as it happened.
+struct MoveRecord {
+  double start_s = 0.0;
+  double end_s = 0.0;
+  std::string vm_id;
+  std::string src;
+  std::string dst;
+  bool ok = true;
+  bool operator==(const MoveRecord&) const = default;
+};
+
 struct Metrics {
   std::string policy;
   double time_to_balance_s = -1;  // from the load step; -1 = never
@@ -37,7 +48,8 @@ struct Metrics {
   int ping_pong = 0;
   double steal_core_s = 0.0;  // demand above the host's capacity, integrated
   double final_entropy = 0.0;
-  std::vector<Sample> series;  // every tick
+  std::vector<Sample> series;     // every tick
+  std::vector<MoveRecord> moves;  // in completion order
   bool operator==(const Metrics&) const = default;
 };
 
