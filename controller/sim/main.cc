@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // vmtide-sim: run balancing policies over simulated scenarios and compare
 // them (docs/simulator.md).
-//   vmtide-sim run SCENARIO [--policy P] [--csv FILE]
-//   vmtide-sim compare SCENARIO... [--policies P,...] [--csv FILE]
+//   vmtide-sim run SCENARIO [--policy P] [--seed N] [--csv FILE] [--moves]
+//   vmtide-sim compare SCENARIO... [--policies P,...] [--seed N] [--csv FILE]
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,13 +20,14 @@ namespace {
 using namespace vmtide;
 
 // Runs each policy on one scenario; false (after one message) on error.
-bool run_policies(const std::string& path, const std::vector<std::string>& policies, std::vector<sim::Metrics>* rows,
-                  std::string* name) {
+bool run_policies(const std::string& path, const std::vector<std::string>& policies, std::optional<int> seed,
+                  std::vector<sim::Metrics>* rows, std::string* name) {
   auto s = sim::load_scenario(path);
   if (!s) {
     std::fprintf(stderr, "vmtide-sim: %s\n", s.error().message().c_str());
     return false;
   }
+  if (seed) s->seed = static_cast<std::uint64_t>(*seed);
   *name = s->name;
   for (const auto& p : policies) {
     auto pol = sim::make_policy(p, *s);
@@ -62,6 +64,8 @@ int main(int argc, char** argv) {
   cmp->add_option("scenarios", scenarios, "scenario TOML files")->required();
   cmp->add_option("--policies", policies, "policies to compare (default: all)")->delimiter(',');
   cmp->add_option("--csv", csv, "write entropy over time as CSV to this file");
+  std::optional<int> seed;
+  for (auto* sub : {run, cmp}) sub->add_option("--seed", seed, "override the scenario's seed");
   CLI11_PARSE(app, argc, argv);
   if (run->parsed()) policies = {policy};
 
@@ -69,7 +73,7 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < scenarios.size(); ++i) {
     std::vector<sim::Metrics> rows;
     std::string name;
-    if (!run_policies(scenarios[i], policies, &rows, &name)) return 1;
+    if (!run_policies(scenarios[i], policies, seed, &rows, &name)) return 1;
     std::printf("%s%s", i ? "\n" : "", sim::format_table(name, rows).c_str());
     if (show_moves) {
       for (const auto& r : rows) {
