@@ -2,12 +2,13 @@
 // vmtide-sim: run balancing policies over simulated scenarios and compare
 // them (docs/simulator.md).
 //   vmtide-sim run SCENARIO [--policy P] [--seed N] [--csv FILE] [--moves]
-//   vmtide-sim compare SCENARIO... [--policies P,...] [--seed N] [--csv FILE]
+//   vmtide-sim compare SCENARIO... [--policies P,...] [--seed N] [--csv FILE] [--summary-csv FILE]
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "policy.h"
@@ -64,12 +65,15 @@ int main(int argc, char** argv) {
   cmp->add_option("scenarios", scenarios, "scenario TOML files")->required();
   cmp->add_option("--policies", policies, "policies to compare (default: all)")->delimiter(',');
   cmp->add_option("--csv", csv, "write entropy over time as CSV to this file");
+  std::string summary_csv;
+  cmp->add_option("--summary-csv", summary_csv, "write the table as CSV to this file");
   std::optional<int> seed;
   for (auto* sub : {run, cmp}) sub->add_option("--seed", seed, "override the scenario's seed");
   CLI11_PARSE(app, argc, argv);
   if (run->parsed()) policies = {policy};
 
   std::string all_csv;
+  std::string all_summary;
   for (std::size_t i = 0; i < scenarios.size(); ++i) {
     std::vector<sim::Metrics> rows;
     std::string name;
@@ -85,12 +89,14 @@ int main(int argc, char** argv) {
     }
     std::fflush(stdout);
     all_csv += sim::format_csv(name, rows, i == 0);
+    all_summary += sim::format_summary_csv(name, rows, i == 0);
   }
-  if (!csv.empty()) {
-    std::ofstream f(csv);
-    f << all_csv;
+  for (const auto& [path, text] : {std::pair{&csv, &all_csv}, std::pair{&summary_csv, &all_summary}}) {
+    if (path->empty()) continue;
+    std::ofstream f(*path);
+    f << *text;
     if (!f) {
-      std::fprintf(stderr, "vmtide-sim: cannot write %s\n", csv.c_str());
+      std::fprintf(stderr, "vmtide-sim: cannot write %s\n", path->c_str());
       return 1;
     }
   }

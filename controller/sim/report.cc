@@ -30,4 +30,16 @@ std::string format_csv(const std::string& scenario, const std::vector<Metrics>& 
   return out;
 }
 
+std::string format_summary_csv(const std::string& scenario, const std::vector<Metrics>& rows, bool header) {
+  std::string out = header ? "scenario,policy,time_to_balance_s,migrations,failed,gib_migrated,migration_s,ping_pong,"
+                             "steal_core_s,final_entropy\n"
+                           : "";
+  for (const Metrics& m : rows) {
+    const std::string ttb = m.time_to_balance_s < 0 ? "" : fmt::format("{:.0f}", m.time_to_balance_s);
+    out += fmt::format("{},{},{},{},{},{:.3f},{:.1f},{},{:.1f},{:.6f}\n", scenario, m.policy, ttb, m.migrations,
+                       m.failed, m.gib_migrated, m.migration_s, m.ping_pong, m.steal_core_s, m.final_entropy);
+  }
+  return out;
+}
+
 }  // namespace vmtide::sim

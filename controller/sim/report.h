@@ -18,4 +18,10 @@ namespace vmtide::sim {
 // `header`).
 [[nodiscard]] std::string format_csv(const std::string& scenario, const std::vector<Metrics>& rows, bool header);
 
+// One row per policy: "scenario,policy,time_to_balance_s,migrations,failed,
+// gib_migrated,migration_s,ping_pong,steal_core_s,final_entropy"
+// (time_to_balance_s empty when never balanced).
+[[nodiscard]] std::string format_summary_csv(const std::string& scenario, const std::vector<Metrics>& rows,
+                                             bool header);
+
 }  // namespace vmtide::sim
