@@ -3,6 +3,7 @@
 // them (docs/simulator.md).
 //   vmtide-sim run SCENARIO [--policy P] [--seed N] [--csv FILE] [--moves]
 //   vmtide-sim compare SCENARIO... [--policies P,...] [--seed N] [--csv FILE] [--summary-csv FILE]
+//       [--loads-csv FILE]
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
@@ -67,6 +68,8 @@ int main(int argc, char** argv) {
   cmp->add_option("--csv", csv, "write entropy over time as CSV to this file");
   std::string summary_csv;
   cmp->add_option("--summary-csv", summary_csv, "write the table as CSV to this file");
+  std::string loads_csv;
+  cmp->add_option("--loads-csv", loads_csv, "write host loads at the load step and at the end as CSV");
   std::optional<int> seed;
   for (auto* sub : {run, cmp}) sub->add_option("--seed", seed, "override the scenario's seed");
   CLI11_PARSE(app, argc, argv);
@@ -74,6 +77,7 @@ int main(int argc, char** argv) {
 
   std::string all_csv;
   std::string all_summary;
+  std::string all_loads;
   for (std::size_t i = 0; i < scenarios.size(); ++i) {
     std::vector<sim::Metrics> rows;
     std::string name;
@@ -90,8 +94,10 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     all_csv += sim::format_csv(name, rows, i == 0);
     all_summary += sim::format_summary_csv(name, rows, i == 0);
+    all_loads += sim::format_loads_csv(name, rows, i == 0);
   }
-  for (const auto& [path, text] : {std::pair{&csv, &all_csv}, std::pair{&summary_csv, &all_summary}}) {
+  for (const auto& [path, text] :
+       {std::pair{&csv, &all_csv}, std::pair{&summary_csv, &all_summary}, std::pair{&loads_csv, &all_loads}}) {
     if (path->empty()) continue;
     std::ofstream f(*path);
     f << *text;

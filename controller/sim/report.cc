@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <utility>
+
 namespace vmtide::sim {
 
 std::string format_table(const std::string& scenario, const std::vector<Metrics>& rows) {
@@ -38,6 +40,18 @@ std::string format_summary_csv(const std::string& scenario, const std::vector<Me
     const std::string ttb = m.time_to_balance_s < 0 ? "" : fmt::format("{:.0f}", m.time_to_balance_s);
     out += fmt::format("{},{},{},{},{},{:.3f},{:.1f},{},{:.1f},{:.6f}\n", scenario, m.policy, ttb, m.migrations,
                        m.failed, m.gib_migrated, m.migration_s, m.ping_pong, m.steal_core_s, m.final_entropy);
+  }
+  return out;
+}
+
+std::string format_loads_csv(const std::string& scenario, const std::vector<Metrics>& rows, bool header) {
+  std::string out = header ? "scenario,policy,when,host,load\n" : "";
+  for (const Metrics& m : rows) {
+    for (const auto& [when, loads] : {std::pair{"step", &m.loads_at_step}, std::pair{"end", &m.loads_end}}) {
+      for (std::size_t h = 0; h < loads->size(); ++h) {
+        out += fmt::format("{},{},{},{},{:.4f}\n", scenario, m.policy, when, h, (*loads)[h]);
+      }
+    }
   }
   return out;
 }

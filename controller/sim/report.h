@@ -24,4 +24,8 @@ namespace vmtide::sim {
 [[nodiscard]] std::string format_summary_csv(const std::string& scenario, const std::vector<Metrics>& rows,
                                              bool header);
 
+// "scenario,policy,when,host,load" with when = "step" (the first tick at or
+// after the load step) or "end" (the last tick), for the heat map.
+[[nodiscard]] std::string format_loads_csv(const std::string& scenario, const std::vector<Metrics>& rows, bool header);
+
 }  // namespace vmtide::sim

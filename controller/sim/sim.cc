@@ -223,6 +223,8 @@ class Engine {
     const double n = static_cast<double>(l.size());
     smp.stddev = std::sqrt(std::max(0.0, sq / n - (sum / n) * (sum / n)));
     m_.series.push_back(smp);
+    if (smp.t_s >= s_.step_at_s && m_.loads_at_step.empty()) m_.loads_at_step = l;
+    m_.loads_end = l;
     if (smp.t_s >= s_.step_at_s && m_.time_to_balance_s < 0 && smp.entropy >= s_.balanced_entropy &&
         smp.max_load <= s_.high_frac) {
       m_.time_to_balance_s = smp.t_s - s_.step_at_s;

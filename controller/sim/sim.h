@@ -48,8 +48,10 @@ struct Metrics {
   int ping_pong = 0;
   double steal_core_s = 0.0;  // demand above the host's capacity, integrated
   double final_entropy = 0.0;
-  std::vector<Sample> series;     // every tick
-  std::vector<MoveRecord> moves;  // in completion order
+  std::vector<Sample> series;         // every tick
+  std::vector<MoveRecord> moves;      // in completion order
+  std::vector<double> loads_at_step;  // per host, at the first tick at or after the load step
+  std::vector<double> loads_end;      // per host, at the last tick
   bool operator==(const Metrics&) const = default;
 };
 
