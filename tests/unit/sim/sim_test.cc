@@ -4,9 +4,11 @@
 // the shipped scenario files.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
+#include "cost.h"
 #include "policy.h"
 #include "scenario.h"
 #include "sim.h"
@@ -52,6 +54,81 @@ TEST(SimOptimum, EveryVmtidePolicyFixesTheHotHostInOneMigration) {
     EXPECT_GE(m.time_to_balance_s, 0.0);
     EXPECT_LE(m.time_to_balance_s, 120.0);
     EXPECT_EQ(final_hosts, (std::vector<int>{0, 0, 1, 1}));
+  }
+}
+
+TEST(SimModel, MigrationLastsThePredictedTimeAndCostsCpuOnBothEnds) {
+  // 1 GbE and 32 GiB VMs: the move spans several 10 s ticks, during which
+  // both hosts carry migration_cpu_cores on top of their VMs. Equal sizes,
+  // so the cost ties and the biggest gain (the 6-core VM) wins.
+  Scenario s = one_hot_one_idle();
+  s.link_gbit_s = 1;
+  s.vms = {VmSpec{0, 4.0, 32, 0.9, 10}, VmSpec{0, 4.0, 32, 0.9, 10}, VmSpec{0, 6.0, 32, 0.9, 10}, VmSpec{1, 1.0}};
+  const Metrics m = must_run(s, "push");
+  ASSERT_EQ(m.moves.size(), 1u);
+  const MoveRecord& mv = m.moves[0];
+  EXPECT_EQ(mv.vm_id, "vm00002");
+  model::VmState vm;
+  vm.id = "vm00002";
+  vm.ram_bytes = static_cast<std::uint64_t>(32.0 * 1024 * 1024 * 1024);
+  vm.rss_bytes = static_cast<std::uint64_t>(static_cast<double>(vm.ram_bytes) * 0.9);
+  vm.dirty_bytes_per_s = 10.0 * 1024 * 1024;
+  model::HostState h;
+  h.link_bw_bytes_per_s = 1e9 / 8;
+  const auto c = strategy::make_precopy_cost_model()(vm, h, h);
+  ASSERT_TRUE(c.converges);
+  EXPECT_NEAR(mv.end_s - mv.start_s, c.total_s, 0.002);
+  EXPECT_NEAR(m.migration_s, c.total_s, 0.002);
+  EXPECT_GT(c.total_s, 60.0);
+  // A tick inside the migration: source 14 + 0.25 cores of 16.
+  bool seen = false;
+  for (const Sample& smp : m.series) {
+    if (smp.t_s > mv.start_s && smp.t_s < mv.end_s) {
+      EXPECT_NEAR(smp.max_load, 14.25 / 16, 1e-9);
+      seen = true;
+    }
+  }
+  EXPECT_TRUE(seen);
+}
+
+TEST(SimModel, StealIsDemandAboveCapacityOverTime) {
+  Scenario s;
+  s.hosts = 1;
+  s.host_cpus = 4;
+  s.duration_s = 100;
+  s.step_factor = 1.0;
+  s.vms = {VmSpec{0, 3.0}, VmSpec{0, 3.0}};
+  const Metrics m = must_run(s, "none");
+  EXPECT_NEAR(m.steal_core_s, 2.0 * 100, 1e-6);
+}
+
+TEST(SimModel, TracesShapeDemand) {
+  for (TraceKind k : {TraceKind::kConst, TraceKind::kStep, TraceKind::kRamp, TraceKind::kDiurnal,
+                      TraceKind::kRandomWalk, TraceKind::kBursty}) {
+    SCOPED_TRACE(trace_name(k));
+    Scenario s;
+    s.hosts = 4;
+    s.vms_per_host = 8;
+    s.trace = k;
+    s.trace_amplitude = 0.5;
+    s.trace_period_s = 1800;
+    s.burst_prob = 0.05;
+    s.step_factor = 1.0;
+    s.duration_s = 3600;
+    const Metrics m = must_run(s, "none");
+    double lo = 1e9, hi = 0;
+    for (const Sample& smp : m.series) {
+      lo = std::min(lo, smp.max_load);
+      hi = std::max(hi, smp.max_load);
+    }
+    if (k == TraceKind::kConst) {
+      EXPECT_EQ(lo, hi);
+    } else {
+      EXPECT_GT(hi - lo, 0.02);
+    }
+    if (k == TraceKind::kRamp) {
+      EXPECT_GT(m.series.back().max_load, m.series.front().max_load * 1.3);
+    }
   }
 }
 
