@@ -4,9 +4,11 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "vmtide/toml_config.h"
+#include "vmtide/wire/codec.h"
 
 namespace vmtide::sim {
 
@@ -26,17 +28,19 @@ const char* trace_name(TraceKind k) noexcept {
       return "random_walk";
     case TraceKind::kBursty:
       return "bursty";
+    case TraceKind::kReplay:
+      return "replay";
   }
   return "?";
 }
 
 Result<TraceKind> parse_trace(std::string_view s) {
   for (TraceKind k : {TraceKind::kConst, TraceKind::kStep, TraceKind::kRamp, TraceKind::kDiurnal,
-                      TraceKind::kRandomWalk, TraceKind::kBursty}) {
+                      TraceKind::kRandomWalk, TraceKind::kBursty, TraceKind::kReplay}) {
     if (s == trace_name(k)) return k;
   }
-  return make_error(Errc::kInvalidArgument,
-                    "unknown trace '" + std::string(s) + "' (known: const, step, ramp, diurnal, random_walk, bursty)");
+  return make_error(Errc::kInvalidArgument, "unknown trace '" + std::string(s) +
+                                                "' (known: const, step, ramp, diurnal, random_walk, bursty, replay)");
 }
 
 strategy::PlannerConfig Scenario::default_planner() {
@@ -86,6 +90,9 @@ Status validate(const Scenario& s) {
     return make_error(Errc::kInvalidArgument,
                       "hosts, host_cpus, vms_per_host, round_s, tick_s and duration_s must be > 0");
   }
+  if (s.trace == TraceKind::kReplay && s.replay.empty()) {
+    return make_error(Errc::kInvalidArgument, "trace \"replay\" needs [vms] replay = a recording with vm samples");
+  }
   for (const VmSpec& v : s.vms) {
     if (v.host < 0 || v.host >= s.hosts) return make_error(Errc::kInvalidArgument, "a VM's host is out of range");
   }
@@ -130,7 +137,7 @@ Result<Scenario> parse_scenario(std::string_view text, const std::string& source
   if (!st) return st.error();
   st = tomlcfg::walk(*root, S, "vms",
                      {"demand_cores", "ram_gib", "touched_frac", "dirty_mib_s", "trace", "trace_amplitude",
-                      "trace_period_s", "burst_prob", "burst_s"},
+                      "trace_period_s", "burst_prob", "burst_s", "replay"},
                      [&](const std::string& k, const toml::node& n) -> Status {
                        if (k == "demand_cores") return get_range(S, n, k, &s.vm_demand_cores);
                        if (k == "ram_gib") return get_range(S, n, k, &s.vm_ram_gib);
@@ -147,6 +154,18 @@ Result<Scenario> parse_scenario(std::string_view text, const std::string& source
                        if (k == "trace_amplitude") return get(S, n, k, &s.trace_amplitude);
                        if (k == "trace_period_s") return get(S, n, k, &s.trace_period_s);
                        if (k == "burst_prob") return get(S, n, k, &s.burst_prob);
+                       if (k == "replay") {
+                         std::string rel;
+                         if (Status r = get(S, n, k, &rel); !r) return r;
+                         const auto slash = S.rfind('/');
+                         const std::string path =
+                             rel.starts_with('/') || slash == std::string::npos ? rel : S.substr(0, slash + 1) + rel;
+                         auto tr = load_replay(path);
+                         if (!tr)
+                           return make_error(Errc::kInvalidArgument, tomlcfg::where(S, n) + tr.error().message());
+                         s.replay = std::move(*tr);
+                         return {};
+                       }
                        return get(S, n, k, &s.burst_s);
                      });
   if (!st) return st.error();
@@ -195,6 +214,34 @@ Result<Scenario> parse_scenario(std::string_view text, const std::string& source
   if (!st) return st.error();
   if (Status v = validate(s); !v) return make_error(Errc::kInvalidArgument, S + ": " + v.error().message());
   return s;
+}
+
+Result<std::vector<ReplayTrace>> load_replay(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) return make_error(Errc::kNotFound, path + ": cannot open");
+  struct Acc {
+    std::uint64_t first_mono_ns = 0;
+    std::vector<std::pair<double, double>> points;
+  };
+  std::map<std::string, Acc> by_id;
+  std::string line;
+  for (int no = 1; std::getline(f, line); ++no) {
+    if (line.empty()) continue;
+    auto m = wire::from_json(line);
+    if (!m) return make_error(Errc::kInvalidArgument, path + ":" + std::to_string(no) + ": " + m.error().message());
+    const auto* vm = std::get_if<wire::VmSample>(&m->body);
+    if (vm == nullptr || m->env.interval_ns == 0) continue;
+    auto [it, fresh] = by_id.try_emplace(vm->id);
+    if (fresh) it->second.first_mono_ns = m->env.mono_ns;
+    if (m->env.mono_ns < it->second.first_mono_ns) continue;  // another epoch's clock: not comparable
+    const double t = static_cast<double>(m->env.mono_ns - it->second.first_mono_ns) / 1e9;
+    const double cores = static_cast<double>(vm->cpu_ns + vm->steal_ns) / static_cast<double>(m->env.interval_ns);
+    if (!it->second.points.empty() && t <= it->second.points.back().first) continue;
+    it->second.points.emplace_back(t, cores);
+  }
+  std::vector<ReplayTrace> out;
+  for (auto& [id, acc] : by_id) out.push_back(ReplayTrace{id, std::move(acc.points)});
+  return out;
 }
 
 Result<Scenario> load_scenario(const std::string& path) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config.h"
@@ -20,7 +21,18 @@ struct Range {
   double max = 0.0;
 };
 
-enum class TraceKind { kConst, kStep, kRamp, kDiurnal, kRandomWalk, kBursty };
+enum class TraceKind { kConst, kStep, kRamp, kDiurnal, kRandomWalk, kBursty, kReplay };
+
+// One VM's recorded demand (`vmtide tap` vm messages): seconds since its
+// first sample and demand in cores ((cpu_ns + steal_ns) / interval_ns).
+struct ReplayTrace {
+  std::string vm_id;
+  std::vector<std::pair<double, double>> points;  // (t_s, cores), t ascending, first t = 0
+};
+
+// Reads `vmtide tap` JSON lines (other kinds are skipped); one trace per VM
+// id, in id order. A malformed line is an error naming it.
+[[nodiscard]] Result<std::vector<ReplayTrace>> load_replay(const std::string& path);
 [[nodiscard]] const char* trace_name(TraceKind k) noexcept;
 [[nodiscard]] Result<TraceKind> parse_trace(std::string_view s);
 
@@ -59,6 +71,10 @@ struct Scenario {
   double trace_period_s = 86400;        // diurnal period; ramp/step time
   double burst_prob = 0.01;             // bursty: chance per tick a burst starts
   double burst_s = 120;                 // bursty: how long it lasts
+  // replay: VM i replays recorded trace i mod K as its demand in cores
+  // (cyclic over the recording); loaded from [vms] replay, a path relative
+  // to the scenario file.
+  std::vector<ReplayTrace> replay;
 
   // The load step: at step_at_s the VMs first placed on the first
   // step_hosts_frac of hosts multiply their demand by step_factor.

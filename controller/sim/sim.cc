@@ -42,6 +42,7 @@ struct Vm {
   double walk = 1.0;     // random-walk factor
   Ms burst_until = -1;
   double demand = 0;  // cores, now
+  int index = 0;
   int host = 0;
   bool migrating = false;
   Rng rng{0};
@@ -120,6 +121,7 @@ class Engine {
       auto& vs = model_.vms[static_cast<std::size_t>(i)];
       const VmSpec* spec = s_.vms.empty() ? nullptr : &s_.vms[static_cast<std::size_t>(i)];
       // Generated VMs are placed round-robin: every host starts with the same count.
+      v.index = i;
       v.host = spec ? spec->host : i % s_.hosts;
       v.stepped = v.host < stepped_hosts;
       v.base_cores = spec ? spec->demand_cores : g.in(s_.vm_demand_cores);
@@ -165,13 +167,27 @@ class Engine {
           if (tick > 0) v.walk = std::clamp(v.walk + a * 0.1 * (2 * v.rng.uniform() - 1), 0.25, 2.0);
           f = v.walk;
           break;
+        case TraceKind::kReplay:
+          break;  // absolute cores, below
         case TraceKind::kBursty:
           if (tick > 0 && t >= v.burst_until && v.rng.uniform() < s_.burst_prob) v.burst_until = t + to_ms(s_.burst_s);
           f = t < v.burst_until ? 1.0 + a : 1.0;
           break;
       }
-      v.demand = std::max(0.0, v.base_cores * f * (step_on && v.stepped ? s_.step_factor : 1.0));
+      const double cores = s_.trace == TraceKind::kReplay ? replayed(v.index, ts) : v.base_cores * f;
+      v.demand = std::max(0.0, cores * (step_on && v.stepped ? s_.step_factor : 1.0));
     }
+  }
+
+  // Recorded demand of VM i at ts: trace i mod K, the last sample at or
+  // before ts, cyclic over the recording's span.
+  double replayed(int i, double ts) const {
+    const auto& pts = s_.replay[static_cast<std::size_t>(i) % s_.replay.size()].points;
+    if (pts.empty()) return 0.0;
+    const double span = pts.back().first + 1.0;
+    const double at = std::fmod(ts, span);
+    auto it = std::upper_bound(pts.begin(), pts.end(), at, [](double x, const auto& p) { return x < p.first; });
+    return it == pts.begin() ? pts.front().second : std::prev(it)->second;
   }
 
   // Cores wanted on host h (VMs plus migration overhead).

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -130,6 +131,49 @@ TEST(SimModel, TracesShapeDemand) {
       EXPECT_GT(m.series.back().max_load, m.series.front().max_load * 1.3);
     }
   }
+}
+
+std::string vm_line(const char* id, std::uint64_t seq, double t_s, double cores) {
+  const auto ns = static_cast<std::uint64_t>(t_s * 1e9);
+  const auto cpu = static_cast<std::uint64_t>(cores * 1e9);
+  return "{\"v\":1,\"kind\":\"vm\",\"host\":\"n1\",\"epoch\":1,\"seq\":" + std::to_string(seq) +
+         ",\"ts_ns\":1,\"mono_ns\":" + std::to_string(ns) + ",\"interval_ns\":1000000000,\"id\":\"" + id +
+         "\",\"name\":\"" + id + "\",\"pid\":1,\"vcpus\":4,\"cpu_ns\":" + std::to_string(cpu) +
+         ",\"steal_ns\":0,\"ram_bytes\":4294967296,\"rss_bytes\":1000}\n";
+}
+
+TEST(SimReplay, RecordedDemandDrivesTheVms) {
+  // Two recorded VMs: "a" at 2 cores then 6 from t = 100 s, "b" at 1 core.
+  // One 8-core host with two VMs replays a and b: load 3/8, then 7/8 at
+  // t = 100 s (the recording repeats after 101 s).
+  const std::string dir = ::testing::TempDir();
+  {
+    std::ofstream rec(dir + "/sim-rec.jsonl");
+    rec << vm_line("a", 1, 1000, 2.0) << vm_line("b", 2, 1000, 1.0) << vm_line("a", 3, 1100, 6.0)
+        << vm_line("b", 5, 1200, 1.0);
+    std::ofstream sc(dir + "/sim-replay.toml");
+    sc << "[run]\nduration_s = 100\n[cluster]\nhosts = 1\nhost_cpus = 8\nvms_per_host = 2\n"
+          "[vms]\ntrace = \"replay\"\nreplay = \"sim-rec.jsonl\"\n[step]\nfactor = 1.0\n";
+  }
+  auto s = load_scenario(dir + "/sim-replay.toml");
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  ASSERT_EQ(s->replay.size(), 2u);
+  EXPECT_EQ(s->replay[0].vm_id, "a");
+  EXPECT_EQ(s->replay[0].points.size(), 2u);
+  const Metrics m = must_run(*s, "none");
+  ASSERT_FALSE(m.series.empty());
+  EXPECT_NEAR(m.series.front().max_load, 3.0 / 8, 1e-9);
+  EXPECT_NEAR(m.series.back().max_load, 7.0 / 8, 1e-9);
+}
+
+TEST(SimReplay, MissingOrMalformedRecordingIsAnError) {
+  EXPECT_FALSE(parse_scenario("[vms]\ntrace = \"replay\"\n", "t.toml").ok());
+  EXPECT_FALSE(parse_scenario("[vms]\nreplay = \"/nonexistent.jsonl\"\n", "t.toml").ok());
+  const std::string bad = ::testing::TempDir() + "/sim-bad.jsonl";
+  std::ofstream(bad) << "{not json\n";
+  auto r = load_replay(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find(":1:"), std::string::npos) << r.error().message();
 }
 
 TEST(SimOptimum, NoneNeverBalances) {
