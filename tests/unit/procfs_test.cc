@@ -221,5 +221,31 @@ TEST(Discovery, RescanReadsOnlyWhatChanged) {
   EXPECT_TRUE(cache.by_pid.empty());
 }
 
+TEST(Discovery, OtherProcessesAreReadTwiceThenOnlyInFullScans) {
+  FakeProc proc;
+  // pid 300 is a fork that will exec QEMU: the first look sees its parent's name.
+  const auto dir = std::filesystem::path(proc.root()) / "300";
+  std::filesystem::create_directories(dir / "task" / "300");
+  std::ofstream(dir / "comm") << "libvirtd\n";
+  discovery::ScanCache cache;
+  cache.full_every = 4;
+  EXPECT_TRUE(discovery::scan_qemu_processes(proc.root(), {}, &cache).empty());  // scan 0 (full)
+  proc.process(300, "late");                                                     // it exec'd QEMU
+  auto found = discovery::scan_qemu_processes(proc.root(), {}, &cache);          // scan 1: looked again
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].name, "late");
+
+  // pid 400 stays a shell: after two looks it is settled...
+  std::filesystem::create_directories(std::filesystem::path(proc.root()) / "400" / "task" / "400");
+  std::ofstream(std::filesystem::path(proc.root()) / "400" / "comm") << "bash\n";
+  (void)discovery::scan_qemu_processes(proc.root(), {}, &cache);  // scan 2
+  (void)discovery::scan_qemu_processes(proc.root(), {}, &cache);  // scan 3
+  EXPECT_EQ(cache.not_qemu.at(400), 2);
+  // ...so a later exec into QEMU waits for the next full scan (scan 4).
+  proc.process(400, "later");
+  found = discovery::scan_qemu_processes(proc.root(), {}, &cache);  // scan 4: full
+  EXPECT_EQ(found.size(), 2u);
+}
+
 }  // namespace
 }  // namespace vmtide

@@ -211,13 +211,27 @@ std::vector<QemuProcess> scan_qemu_processes(const std::string& proc_root,
   }
   closedir(d);
   std::sort(pids.begin(), pids.end());
+  const bool full = cache == nullptr || cache->full_every == 0 || cache->scans++ % cache->full_every == 0;
+  std::map<std::uint32_t, int> not_qemu;
 
   for (std::uint32_t pid : pids) {
+    const bool extra = std::find(extra_pids.begin(), extra_pids.end(), pid) != extra_pids.end();
+    if (cache != nullptr && !full && !extra) {
+      if (auto nq = cache->not_qemu.find(pid); nq != cache->not_qemu.end() && nq->second >= 2) {
+        not_qemu[pid] = nq->second;  // settled: not read again until the next full scan
+        continue;
+      }
+    }
     const std::string dir = proc_root + "/" + std::to_string(pid);
     const std::string comm = read_file(dir + "/comm");
-    const bool wanted = comm.rfind("qemu-system", 0) == 0 ||
-                        std::find(extra_pids.begin(), extra_pids.end(), pid) != extra_pids.end();
-    if (!wanted) continue;
+    const bool wanted = comm.rfind("qemu-system", 0) == 0 || extra;
+    if (!wanted) {
+      if (cache != nullptr && !comm.empty()) {
+        auto nq = cache->not_qemu.find(pid);
+        not_qemu[pid] = nq == cache->not_qemu.end() ? 1 : nq->second + 1;
+      }
+      continue;
+    }
     // Its threads: a getdents, no file reads.
     std::vector<std::uint32_t> tids;
     if (DIR* td = opendir((dir + "/task").c_str())) {
@@ -289,6 +303,7 @@ std::vector<QemuProcess> scan_qemu_processes(const std::string& proc_root,
     out.push_back(std::move(p));
   }
   if (cache != nullptr) {
+    cache->not_qemu = std::move(not_qemu);  // pids that are gone drop out
     // Forget processes that are gone.
     std::erase_if(cache->by_pid, [&](const auto& kv) {
       return std::none_of(out.begin(), out.end(), [&](const QemuProcess& q) { return q.pid == kv.first; });

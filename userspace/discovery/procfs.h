@@ -62,7 +62,13 @@ struct QemuProcess {
 // same process reads only its task list: a VM's command line and its vCPU
 // threads' names do not change while it runs. A process whose threads are
 // all new is taken for a new process with a reused pid and read again.
+// Processes that are not QEMU are not read again either, once two scans in
+// a row saw them so (a fork that has not yet exec'd QEMU is caught by the
+// second look); every `full_every` scans everything is read again anyway.
 struct ScanCache {
+  std::map<std::uint32_t, int> not_qemu;  // pid -> scans in a row it was not QEMU
+  unsigned scans = 0;
+  unsigned full_every = 12;  // with the agent's 5 s rescans: once a minute
   struct Entry {
     QemuProcess proc;
     std::vector<std::uint32_t> tids;             // every thread seen, sorted
