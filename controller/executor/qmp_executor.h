@@ -110,6 +110,7 @@ struct SyncMark {
   double t_s = 0;  // since start()
   std::uint64_t sync_count = 0;
   std::uint64_t transferred = 0;
+  double throttle_pct = 0;  // auto-converge's throttle then
 };
 
 class QmpExecutor final : public Executor {

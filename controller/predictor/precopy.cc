@@ -24,6 +24,9 @@ Status validate(const Inputs& in) {
   if (in.max_passes < 1) return bad("max_passes must be >= 1");
   if (!finite_nonneg(in.link_bytes_per_s)) return bad("link_bytes_per_s must be finite and >= 0");
   if (!(std::isfinite(in.window_ms) && in.window_ms > 0)) return bad("window_ms must be > 0");
+  if (!(std::isfinite(in.throttled_slice_use) && in.throttled_slice_use > 0 && in.throttled_slice_use <= 1)) {
+    return bad("throttled_slice_use must be in (0, 1]");
+  }
   if (!(std::isfinite(in.vcpu_busy_frac) && in.vcpu_busy_frac > 0 && in.vcpu_busy_frac <= 1)) {
     return bad("vcpu_busy_frac must be in (0, 1]");
   }
@@ -212,8 +215,9 @@ Prediction run_qemu(const Inputs& in, double fixed_throttle_pct) {
       if (period > window_s + 1e-12) {
         // A slice covers 10 ms of the guest's own schedule at full speed;
         // a guest that idles (busy u) catches up 10 ms / u of it.
-        // (speed(p) x period, all of it in the one slice).
-        const double burst_gt = std::min(period, kThrottleSliceS / busy);
+        // (speed(p) x period, all of it in the one slice), less what the
+        // resumption from the long sleep takes.
+        const double burst_gt = std::min(period, kThrottleSliceS * in.throttled_slice_use / busy);
         const double burst = fresh(burst_gt, prev_t > 0 ? prev_t : burst_gt, pass == 0) * page;
         if (burst < bw * (period - window_s)) {
           // Send it (burst / bw), then wait for a quiet check: half the
