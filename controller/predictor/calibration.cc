@@ -39,8 +39,12 @@ LinkCalibration calibrate(const LinkCalibration& prior, const MigrationFigures& 
     // Under a millisecond the split between the copy and the device state
     // is noise: keep what was known.
     if (copy_ms >= 1.0) {
-      const double rate = f.downtime_bytes / (copy_ms / 1000.0);
-      c.stop_bytes_per_s = blend(prior.stop_bytes_per_s, rate, alpha, prior.stop_bytes_per_s <= 0);
+      const double seen = f.downtime_bytes / (copy_ms / 1000.0);
+      const double from = positive(prior.stop_bytes_per_s)       ? prior.stop_bytes_per_s
+                          : positive(f.assumed_stop_bytes_per_s) ? f.assumed_stop_bytes_per_s
+                                                                 : seen;
+      const double step = std::clamp(seen / from, 0.25, 4.0);
+      c.stop_bytes_per_s = from * std::pow(step, alpha);
     }
   }
   ++c.migrations;

@@ -18,7 +18,8 @@ namespace vmtide::predictor {
 // A finished migration's figures (QMP query-migrate or libvirt's job
 // statistics), and the bandwidth its prediction assumed.
 struct MigrationFigures {
-  double assumed_bw_bytes_per_s = 0;  // Inputs::bandwidth_bytes_per_s of the prediction
+  double assumed_bw_bytes_per_s = 0;    // Inputs::bandwidth_bytes_per_s of the prediction
+  double assumed_stop_bytes_per_s = 0;  // its stop-and-copy rate (Inputs::link_bytes_per_s; 0: unknown)
   double total_ms = 0;
   double setup_ms = 0;
   double downtime_ms = 0;
@@ -40,6 +41,9 @@ struct LinkCalibration {
 // (no time, no bytes) leave it unchanged. The stop-and-copy rate needs
 // downtime_bytes: the time per page is (downtime - device state) / pages,
 // with the device state time the predictor assumes (Inputs::device_state_ms).
+// A downtime is a few milliseconds, so one stall on a busy host can read
+// ten times slower: the stop-and-copy rate moves geometrically, from the
+// assumed link rate when nothing was learnt, by at most 4x per migration.
 [[nodiscard]] LinkCalibration calibrate(const LinkCalibration& prior, const MigrationFigures& f, double alpha = 0.5,
                                         double default_device_state_ms = 5);
 

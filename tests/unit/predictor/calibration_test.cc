@@ -102,6 +102,13 @@ TEST(Calibration, FoldsEvidenceAndIgnoresFailures) {
   bad = f;
   bad.total_ms = 0;
   EXPECT_EQ(calibrate(c, bad).bw_factor, c.bw_factor);
+  // One stalled stop-and-copy (10x slower) moves the rate 2x, not 10x.
+  MigrationFigures stall = f;
+  stall.downtime_ms = 5 + 100;  // 5 MB in 100 ms: 50 MB/s
+  EXPECT_NEAR(calibrate(c, stall).stop_bytes_per_s, 500e6 / 2, 1e3);
+  // With nothing learnt it starts from the assumed link rate.
+  stall.assumed_stop_bytes_per_s = 2e9;
+  EXPECT_NEAR(calibrate({}, stall).stop_bytes_per_s, 1e9, 1e3);
   // An absurd run is bounded.
   f.bytes = 1e6;
   EXPECT_GE(calibrate({}, f).bw_factor, 0.2);
