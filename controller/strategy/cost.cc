@@ -64,6 +64,11 @@ predictor::Inputs precopy_inputs(const model::VmState& vm, double bw, const Prec
   in.bandwidth_bytes_per_s = bw;
   in.downtime_limit_ms = p.downtime_limit_ms;
   in.auto_converge = p.auto_converge;
+  // How much of its vCPUs the guest wants (run + steal): what a throttle
+  // can take from it before it slows (precopy.h, vcpu_busy_frac).
+  if (vm.vcpus > 0 && vm.demand_cores() > 0) {
+    in.vcpu_busy_frac = std::clamp(vm.demand_cores() / vm.vcpus, 0.01, 1.0);
+  }
   const double ceiling = std::max(touched / page, 1.0);
   std::vector<predictor::DirtyCurve::Point> pts;
   for (const model::DirtyPoint& d : vm.dirty_curve) {
@@ -90,10 +95,13 @@ CostModel make_precopy_cost_model(const PrecopyCostParams& p) {
     } else if (src.link_bw_bytes_per_s > 0 || dst.link_bw_bytes_per_s > 0) {
       bw = std::max(src.link_bw_bytes_per_s, dst.link_bw_bytes_per_s);
     }
+    // QEMU's final stop-and-copy ignores max-bandwidth: it runs at the link.
+    const double link = std::max(bw, 1.0);
     if (p.max_bw_bytes_per_s > 0) bw = std::min(bw, p.max_bw_bytes_per_s);
     bw = std::max(bw, 1.0);
 
-    const predictor::Inputs in = precopy_inputs(vm, bw, p);
+    predictor::Inputs in = precopy_inputs(vm, bw, p);
+    in.link_bytes_per_s = link;
     MigrationCost c;
     c.model = "precopy";
     auto pr = predictor::predict_precopy(in);

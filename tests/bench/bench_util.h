@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdarg>
 #include <cmath>
+#include <cstdarg>
 #include <cstdio>
 #include <map>
 #include <string>
@@ -46,6 +46,9 @@ class Report {
   explicit Report(std::string name) : name_(std::move(name)) {}
   void metric(const std::string& key, double v) { metrics_[key] = v; }
   void note(const std::string& key, const std::string& v) { notes_[key] = v; }
+  // A top-level member beside "metrics" holding JSON text as is (e.g. the
+  // per-run results a plot is made from).
+  void raw(const std::string& key, std::string json_text) { raw_[key] = std::move(json_text); }
 
   // Prints the JSON line on stdout.
   void print() const {
@@ -55,8 +58,11 @@ class Report {
     bool first = true;
     for (const auto& [k, v] : metrics_) {
       char num[64];
-      if (std::isfinite(v)) std::snprintf(num, sizeof num, "%.6g", v);
-      else std::snprintf(num, sizeof num, "null");
+      if (std::isfinite(v)) {
+        std::snprintf(num, sizeof num, "%.6g", v);
+      } else {
+        std::snprintf(num, sizeof num, "null");
+      }
       out += (first ? "\"" : ",\"") + json_escape(k) + "\":" + num;
       first = false;
     }
@@ -66,8 +72,11 @@ class Report {
       out += (first ? "\"" : ",\"") + json_escape(k) + "\":\"" + json_escape(v) + "\"";
       first = false;
     }
-    out += "},\"env\":{\"kernel\":\"" + json_escape(u.release) + "\",\"cpus\":" +
-           std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + ",\"git\":\"" + json_escape(VMTIDE_GIT) + "\"}}";
+    out += "}";
+    for (const auto& [k, v] : raw_) out += ",\"" + json_escape(k) + "\":" + v;
+    out += ",\"env\":{\"kernel\":\"" + json_escape(u.release) +
+           "\",\"cpus\":" + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + ",\"git\":\"" + json_escape(VMTIDE_GIT) +
+           "\"}}";
     std::printf("%s\n", out.c_str());
     std::fflush(stdout);
   }
@@ -76,6 +85,7 @@ class Report {
   std::string name_;
   std::map<std::string, double> metrics_;
   std::map<std::string, std::string> notes_;
+  std::map<std::string, std::string> raw_;
 };
 
 // A progress line on stderr, printf-checked.

@@ -10,8 +10,8 @@
 #include <CLI/CLI.hpp>
 
 #include "control.h"
-#include "keygen.h"
 #include "explain.h"
+#include "keygen.h"
 #include "predict.h"
 #include "tap.h"
 #include "top.h"
@@ -32,8 +32,7 @@ int main(int argc, char** argv) {
 
   vmtide::cli::TapOptions tap;
   auto* t = app.add_subcommand("tap", "print the telemetry and decision stream as JSON lines");
-  t->add_option("-c,--connect", tap.endpoints, "publisher endpoint (repeatable), e.g. tcp://kvm1:7470")
-      ->required();
+  t->add_option("-c,--connect", tap.endpoints, "publisher endpoint (repeatable), e.g. tcp://kvm1:7470")->required();
   t->add_option("--kind", tap.kind, "only this kind: vm, host, hb, decision, event");
   t->add_option("--host", tap.host, "only this publisher host (needs --kind)");
   t->add_option("--vm", tap.vms, "only messages about this VM id or name (repeatable)");
@@ -48,8 +47,9 @@ int main(int argc, char** argv) {
   tp->add_option("-c,--connect", top.endpoints, "agent endpoint (repeatable), e.g. tcp://kvm1:7470")->required();
   tp->add_option("--sort", top.sort, "cpu, steal, dirty, io or name (keys c s d i n while running)")
       ->capture_default_str();
-  tp->add_option("--refresh", top.refresh_s, "seconds between redraws")->capture_default_str()->check(
-      CLI::Range(0.1, 60.0));
+  tp->add_option("--refresh", top.refresh_s, "seconds between redraws")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 60.0));
   tp->add_option("-n,--frames", top.frames, "exit after this many frames");
   tp->add_option("--server-key", top.server_key, kServerKeyHelp)->type_name("FILE|Z85");
   tp->add_option("--client-key", top.client_key, kClientKeyHelp)->type_name("FILE");
@@ -97,8 +97,12 @@ int main(int argc, char** argv) {
   rate->excludes(curve);
   pr->add_option("--working-set", predict.working_set,
                  "with --dirty-rate: random writes over this much memory (default: a straight line up to --ram)");
-  auto* bw_opt = pr->add_option("--bandwidth", predict.bandwidth, "migration bandwidth, bytes per second, e.g. 1.25G/s");
-  vm_opt->excludes(ram_opt)->excludes(bw_opt)->excludes(rate)->excludes(curve);
+  auto* bw_opt =
+      pr->add_option("--bandwidth", predict.bandwidth, "migration bandwidth, bytes per second, e.g. 1.25G/s");
+  auto* link_opt = pr->add_option("--link", predict.link,
+                                  "the link's own rate, bytes per second: QEMU's final stop-and-copy ignores the "
+                                  "bandwidth cap (default: --bandwidth)");
+  vm_opt->excludes(ram_opt)->excludes(bw_opt)->excludes(rate)->excludes(curve)->excludes(link_opt);
   pr->add_option("--downtime-limit", predict.downtime_limit_ms, "QEMU's downtime-limit, ms")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);

@@ -296,6 +296,11 @@ Result<PredictRequest> make_predict_request(const PredictOptions& opts) {
   in.nonzero_bytes = s.touched_bytes;
   in.page_bytes = s.page_bytes;
   in.bandwidth_bytes_per_s = s.bandwidth_bytes_per_s;
+  if (opts.link) {
+    auto link = positive_size("--link", *opts.link, true);
+    if (!link) return link.error();
+    in.link_bytes_per_s = std::max(*link, s.bandwidth_bytes_per_s);
+  }
   in.downtime_limit_ms = s.downtime_limit_ms;
   in.auto_converge = s.auto_converge;
   return r;

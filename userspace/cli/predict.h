@@ -53,6 +53,7 @@ struct PredictOptions {
   std::optional<std::string> dirty_rate;   // SIZE/s, constant
   std::optional<std::string> dirty_curve;  // "tau_s:pages,..."
   std::string bandwidth;                   // SIZE/s, required
+  std::optional<std::string> link;         // SIZE/s: the uncapped link of the stop-and-copy (default: bandwidth)
   double downtime_limit_ms = 300;
   bool auto_converge = false;
   std::string page_size = "4096";

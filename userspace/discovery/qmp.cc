@@ -39,7 +39,9 @@ QmpClient::QmpClient(QmpClient&& o) noexcept
       path_(std::move(o.path_)),
       buf_(std::move(o.buf_)),
       next_id_(o.next_id_),
-      events_skipped_(o.events_skipped_) {
+      events_skipped_(o.events_skipped_),
+      events_dropped_(o.events_dropped_),
+      events_(std::move(o.events_)) {
   o.fd_ = -1;
 }
 
@@ -52,6 +54,8 @@ QmpClient& QmpClient::operator=(QmpClient&& o) noexcept {
     buf_ = std::move(o.buf_);
     next_id_ = o.next_id_;
     events_skipped_ = o.events_skipped_;
+    events_dropped_ = o.events_dropped_;
+    events_ = std::move(o.events_);
   }
   return *this;
 }
@@ -121,13 +125,23 @@ Status QmpClient::send_all(std::string_view data, QmpClock::time_point deadline)
 }
 
 Result<json::Value> QmpClient::next_message(QmpClock::time_point deadline, bool greeting) {
+  auto m = read_message(deadline);
+  if (!m) return std::move(m).error();
+  if (*m) return std::move(**m);
+  if (greeting) {
+    return make_error(Errc::kBusy, "qmp " + path_ + ": no greeting in time (the monitor serves one client at a time)");
+  }
+  return make_error(Errc::kIo, "qmp " + path_ + ": no reply in time");
+}
+
+Result<std::optional<json::Value>> QmpClient::read_message(QmpClock::time_point deadline) {
   while (true) {
     auto parsed = json::parse_prefix(buf_);
     if (parsed) {
       buf_.erase(0, parsed->consumed);
       if (!parsed->value.is_object())
         return make_error(Errc::kIo, "qmp " + path_ + ": a message that is not an object");
-      return std::move(parsed->value);
+      return std::optional<json::Value>(std::move(parsed->value));
     }
     if (parsed.error().code != Errc::kWireTruncated) {
       return make_error(Errc::kIo, "qmp " + path_ + ": " + parsed.error().message());
@@ -139,13 +153,8 @@ Result<json::Value> QmpClient::next_message(QmpClock::time_point deadline, bool 
     pollfd p{fd_, POLLIN, 0};
     const int n = ::poll(&p, 1, remaining_ms(deadline));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (greeting) {
-        return make_error(Errc::kBusy,
-                          "qmp " + path_ + ": no greeting in time (the monitor serves one client at a time)");
-      }
-      return make_error(Errc::kIo, "qmp " + path_ + ": no reply in time");
-    }
+    if (n < 0) return make_error(Errc::kIo, "qmp " + path_ + ": poll: " + errno_text(errno));
+    if (n == 0) return std::optional<json::Value>();  // the deadline passed
     char chunk[16384];
     const ssize_t got = ::recv(fd_, chunk, sizeof chunk, MSG_DONTWAIT);
     if (got == 0) return make_error(Errc::kIo, "qmp " + path_ + ": the monitor closed the connection");
@@ -173,6 +182,7 @@ Result<json::Value> QmpClient::execute(std::string_view command, std::string_vie
     if (ret == nullptr && err == nullptr) {  // an event (or something new): not ours
       ++events_skipped_;
       ++skipped;
+      if (m->find("event") != nullptr) keep_event(std::move(m).value());
       continue;
     }
     const json::Value* rid = m->find("id");
@@ -192,11 +202,47 @@ Result<json::Value> QmpClient::execute(std::string_view command, std::string_vie
                                    " events and no reply to " + std::string(command));
 }
 
+void QmpClient::keep_event(json::Value ev) {
+  if (events_.size() >= kMaxQueuedEvents) {
+    events_.pop_front();
+    ++events_dropped_;
+  }
+  events_.push_back(std::move(ev));
+}
+
+Result<std::optional<json::Value>> QmpClient::next_event(QmpClock::time_point deadline) {
+  if (fd_ < 0) return make_error(Errc::kIo, "qmp " + path_ + ": not connected");
+  while (events_.empty()) {
+    // Bytes already buffered may hold a whole message; otherwise wait for
+    // more, no longer than the deadline.
+    auto m = read_message(deadline);
+    if (!m) return std::move(m).error();
+    if (!*m) return std::optional<json::Value>();
+    if ((*m)->find("event") == nullptr) {
+      return make_error(Errc::kIo, "qmp " + path_ + ": a reply while no command was pending");
+    }
+    events_.push_back(std::move(**m));
+  }
+  json::Value ev = std::move(events_.front());
+  events_.pop_front();
+  return std::optional<json::Value>(std::move(ev));
+}
+
 std::string calc_dirty_rate_arguments(int calc_time_s, int sample_pages_per_gib) {
   // QEMU's limits: MIN/MAX_FETCH_DIRTYRATE_TIME_SEC, MIN/MAX_SAMPLE_PAGE_COUNT.
   const int t = std::clamp(calc_time_s, 1, 60);
   const int pages = std::clamp(sample_pages_per_gib, 128, 4096);
   return "{\"calc-time\":" + std::to_string(t) + ",\"sample-pages\":" + std::to_string(pages) +
+         ",\"mode\":\"page-sampling\"}";
+}
+
+std::string calc_dirty_rate_arguments_ms(int calc_time_ms, int sample_pages_per_gib) {
+  // QEMU's MIN_CALC_TIME_MS and MAX_CALC_TIME_MS (migration/dirtyrate.c,
+  // is_calc_time_valid()).
+  const int t = std::clamp(calc_time_ms, 50, 60'000);
+  const int pages = std::clamp(sample_pages_per_gib, 128, 4096);
+  return "{\"calc-time\":" + std::to_string(t) +
+         ",\"calc-time-unit\":\"millisecond\",\"sample-pages\":" + std::to_string(pages) +
          ",\"mode\":\"page-sampling\"}";
 }
 

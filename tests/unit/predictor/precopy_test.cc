@@ -23,6 +23,15 @@ Inputs base() {
   return in;
 }
 
+// QEMU's switchover, as the model has it (precopy.h): with bandwidth B,
+// window 100 ms and limit 300 ms, the threshold is T = 0.3 B, a window
+// sends G = 0.1 B, and a check lands on average L = T - G/2 below it.
+// Before the lab calibration (docs/prediction-accuracy.md) the model sent
+// whole passes and copied the rest at B; QEMU leaves the pass-0 tail and
+// nearly a threshold's worth for a stop-and-copy that runs without the
+// rate limit. The hand-computed figures below were updated for that, step
+// by step.
+
 TEST(Precopy, IdleVmIsOnePass) {
   Inputs in = base();
   in.nonzero_bytes = 256 * kMiB;
@@ -33,29 +42,61 @@ TEST(Precopy, IdleVmIsOnePass) {
   EXPECT_TRUE(p->converges);
   EXPECT_EQ(p->passes, 1);
   EXPECT_DOUBLE_EQ(p->bytes, bytes0);
-  EXPECT_DOUBLE_EQ(p->downtime_ms, 5.0);  // nothing left: device state only
+  // The tail of pass 0 below the threshold, L = 30 - 5 = 25 MiB of pages
+  // (a quarter of them non-zero, the rest 8-byte headers), goes in the
+  // stop-and-copy: 25 MiB x (1/4 + 3/4 x 8/4096) at 100 MiB/s, plus the
+  // device state. (Before: 5 ms, device state only.)
+  const double tail = 25 * kMiB * (0.25 + 0.75 * 8 / 4096.0);
+  EXPECT_NEAR(p->downtime_ms, tail / (100 * kMiB) * 1000 + 5, 1e-6);
   EXPECT_NEAR(p->total_s, 0.020 + bytes0 / (100 * kMiB) + 0.005, 1e-9);
+  // The stop-and-copy runs at the link's own rate, not the capped one.
+  in.link_bytes_per_s = 1000 * kMiB;
+  auto f = predict_precopy(in);
+  ASSERT_TRUE(f);
+  EXPECT_NEAR(f->downtime_ms, tail / (1000 * kMiB) * 1000 + 5, 1e-6);
+  EXPECT_EQ(f->passes, 1);
+  EXPECT_DOUBLE_EQ(f->bytes, bytes0);
 }
 
-TEST(Precopy, HandComputedTwoPasses) {
-  // 1000 MiB at 100 MiB/s, a sequential writer at 10 MiB/s over a large set:
-  // pass 0 sends 1000 MiB in 10 s, 100 MiB get dirtied; pass 1 sends them in
-  // 1 s, 10 MiB get dirtied; 10 MiB <= 100 MiB/s x 0.3 s: stop and copy.
+TEST(Precopy, HandComputedPasses) {
+  // 1000 MiB at 100 MiB/s, a sequential writer at 10 MiB/s over a large
+  // set. T = 30 MiB, G = 10 MiB, L = 25 MiB.
   Inputs in = base();
   in.ram_bytes = in.nonzero_bytes = 1000 * kMiB;
   in.dirty = DirtyCurve::sequential(10 * kMiB / 4096, 1e9);
+  // Pass 0 sends 1000 - 25 = 975 MiB in 9.75 s; 97.5 MiB get dirtied, of
+  // which those on the 25 MiB tail still pending (2.5 %) add nothing.
+  const double y0 = 97.5 * (1 - 25.0 / 1000);  // >= G: another pass
+  // Pass 1 sends them; a sequential writer never rewrites what it wrote in
+  // the pass before, so all it dirties is new: still over G? No: the end.
+  const double t1 = y0 / 100, y1 = 10 * t1;
+  // One window dirties yw = 1 MiB, so each further window brings the
+  // leftover s = G - yw closer: E[n] = (s m(m+1)/2 + (m+1) r) / G with
+  // m = floor(y1/s) = 1, r = y1 - s.
+  const double yw = 1, s = 10 - yw, r = y1 - s;
+  const double n = (s * 1 + 2 * r) / 10;
+  // Switching over at the first check (probability (G - y1)/G) leaves
+  // L + y1 on average 25 + y1/2; later ones 25 + yw/2.
+  const double first = (10 - y1) / 10;
+  const double final_mib = first * (25 + y1 / 2) + (1 - first) * (25 + yw / 2);
   auto p = predict_precopy(in);
   ASSERT_TRUE(p);
   EXPECT_TRUE(p->converges);
-  EXPECT_EQ(p->passes, 2);
-  EXPECT_NEAR(p->bytes, 1110 * kMiB, 1);
-  EXPECT_NEAR(p->downtime_ms, 100.0 + 5.0, 1e-6);
-  EXPECT_NEAR(p->total_s, 0.020 + 10 + 1 + 0.105, 1e-6);
-  // The textbook model agrees when the dirty rate really is constant.
+  EXPECT_NEAR(p->syncs, 2 + n, 1e-9);
+  EXPECT_EQ(p->passes, 3);  // round(3.001)
+  EXPECT_NEAR(p->bytes / kMiB, 975 + y0 + n * 10 + final_mib, 1e-6);
+  EXPECT_NEAR(p->downtime_ms, final_mib / 100 * 1000 + 5, 1e-6);
+  EXPECT_NEAR(p->total_s, 0.020 + 9.75 + t1 + n * 0.1 + final_mib / 100 + 0.005, 1e-9);
+  // The textbook model keeps its whole passes: pass 0 sends 1000 MiB in
+  // 10 s, 100 MiB get dirtied; pass 1 sends them in 1 s, 10 MiB get
+  // dirtied; 10 MiB <= 100 MiB/s x 0.3 s: stop and copy at 100 MiB/s.
   auto b = predict_constant_rate(in, 10 * kMiB);
   ASSERT_TRUE(b);
-  EXPECT_EQ(b->passes, p->passes);
-  EXPECT_NEAR(b->total_s, p->total_s, 1e-6);
+  EXPECT_TRUE(b->converges);
+  EXPECT_EQ(b->passes, 2);
+  EXPECT_NEAR(b->bytes, 1110 * kMiB, 1);
+  EXPECT_NEAR(b->downtime_ms, 100.0 + 5.0, 1e-6);
+  EXPECT_NEAR(b->total_s, 0.020 + 10 + 1 + 0.105, 1e-6);
 }
 
 TEST(Precopy, HotSetCountsDistinctPagesNotWrites) {
@@ -70,10 +111,75 @@ TEST(Precopy, HotSetCountsDistinctPagesNotWrites) {
   ASSERT_TRUE(p->converges);
   EXPECT_EQ(p->passes, 1);
   EXPECT_NEAR(p->trace[0].dirtied_pages, 1000, 1);
-  EXPECT_NEAR(p->downtime_ms, 1000 * 4096 / (100 * kMiB) * 1000 + 5, 0.1);
+  // The stop-and-copy carries the set (less what lands on the pass-0 tail
+  // still pending: its 6400 pages hold 6400 x 1000/262144 of the set) and
+  // that tail (a sixteenth non-zero). Before: the set alone, 44 ms.
+  const double c = 1 - 6400.0 * 1000 / 262144 / 1000;
+  const double y = 1000 * c * 4096 / kMiB;                          // MiB, all of the set: D saturates
+  const double yw = 1000 * (1 - std::exp(-5.0)) * c * 4096 / kMiB;  // one window's share
+  const double frac = 1 / 16.0 + 15 / 16.0 * 8 / 4096;              // bytes sent per byte of tail
+  const double first = (10 - y) / 10;
+  const double final_mib = first * (frac * (30 - (10 + y) / 2) + y) + (1 - first) * (frac * (30 - (10 + yw) / 2) + yw);
+  EXPECT_NEAR(p->downtime_ms, final_mib / 100 * 1000 + 5, 1e-6);
   auto b = predict_constant_rate(in, 50000.0 * 4096);
   ASSERT_TRUE(b);
   EXPECT_FALSE(b->converges);
+}
+
+TEST(Precopy, MatchesAMeasuredLabMigration) {
+  // A real QMP migration on the lab machine (QEMU 10.0.2, TCG, docs/
+  // prediction-accuracy.md): 256 MiB guest, 158 MiB non-zero, 64 MiB set
+  // written at random at 5 000 pages/s, 32 MiB/s, limit 300 ms, loopback
+  // at 1.1 GB/s. QEMU took 7.32 s, 247 MiB, 6 passes (8 dirty syncs) and
+  // 11 ms of downtime. From the true curve the model must land within the
+  // lab's goals: 10 % of time and bytes, 25 ms of downtime, a pass or so.
+  Inputs in;
+  in.ram_bytes = 256 * kMiB;
+  in.nonzero_bytes = 165478000;
+  in.bandwidth_bytes_per_s = 32 * kMiB;
+  in.link_bytes_per_s = 1139320000;
+  in.dirty = DirtyCurve::uniform_random(5000, 16384);
+  auto p = predict_precopy(in);
+  ASSERT_TRUE(p);
+  EXPECT_TRUE(p->converges);
+  EXPECT_NEAR(p->total_s, 7.322, 0.1 * 7.322);
+  EXPECT_NEAR(p->bytes, 259014000, 0.1 * 259014000);
+  EXPECT_NEAR(p->downtime_ms, 11, 25);
+  EXPECT_NEAR(p->passes, 6, 1);
+  // The textbook model stops at whole passes and copies the rest at the
+  // capped rate: a downtime near the limit, which QEMU never shows here.
+  auto b = predict_constant_rate(in, 5000 * 4096.0);
+  ASSERT_TRUE(b);
+  EXPECT_GT(b->downtime_ms, 100);
+}
+
+TEST(Precopy, ThrottleSlowsOnlyTheCpuTheGuestUses) {
+  // A writer paced by the clock that needs 10 % of its vCPU loses nothing
+  // to a throttle below 90 %: auto-converge cannot rescue it (lab facts).
+  Inputs in = base();
+  in.ram_bytes = 512 * kMiB;
+  in.nonzero_bytes = 128 * kMiB;
+  in.bandwidth_bytes_per_s = 32 * kMiB;
+  in.dirty = DirtyCurve::uniform_random(12000, 16384);
+  in.auto_converge = true;
+  in.vcpu_busy_frac = 1;
+  auto busy = predict_precopy(in);
+  in.vcpu_busy_frac = 0.1;
+  auto idle = predict_precopy(in);
+  ASSERT_TRUE(busy && idle);
+  EXPECT_TRUE(busy->converges);
+  if (idle->converges) {
+    EXPECT_GT(idle->final_throttle_pct, 90);
+    EXPECT_GT(idle->total_s, busy->total_s);
+  }
+  // Held from the start, the throttle that makes it converge is higher.
+  in.auto_converge = false;
+  auto need_idle = predict_precopy(in);
+  in.vcpu_busy_frac = 1;
+  auto need_busy = predict_precopy(in);
+  ASSERT_TRUE(need_idle && need_busy);
+  ASSERT_TRUE(need_idle->need_throttle_pct && need_busy->need_throttle_pct);
+  EXPECT_GT(*need_idle->need_throttle_pct, *need_busy->need_throttle_pct);
 }
 
 TEST(Precopy, NonConvergingSaysWhatWouldConverge) {
@@ -169,6 +275,15 @@ TEST(Precopy, RejectsBadInput) {
   EXPECT_FALSE(DirtyCurve::make({{1.0, 10}, {0.5, 20}}, 100));  // tau goes back
   EXPECT_FALSE(DirtyCurve::make({{1.0, 10}, {2.0, 5}}, 100));   // pages go down
   EXPECT_FALSE(predict_constant_rate(base(), -1));
+  in = base();
+  in.vcpu_busy_frac = 0;
+  EXPECT_FALSE(predict_precopy(in));
+  in = base();
+  in.window_ms = 0;
+  EXPECT_FALSE(predict_precopy(in));
+  in = base();
+  in.link_bytes_per_s = -1;
+  EXPECT_FALSE(predict_precopy(in));
 }
 
 TEST(DirtyCurve, InterpolatesExtendsAndCaps) {

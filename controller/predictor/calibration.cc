@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: Apache-2.0
+// Online calibration per host pair (calibration.h).
+#include "calibration.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace vmtide::predictor {
+namespace {
+
+bool positive(double v) { return std::isfinite(v) && v > 0; }
+
+double blend(double prior, double seen, double alpha, bool first) {
+  return first ? seen : prior + alpha * (seen - prior);
+}
+
+}  // namespace
+
+LinkCalibration calibrate(const LinkCalibration& prior, const MigrationFigures& f, double alpha,
+                          double default_device_state_ms) {
+  if (!f.succeeded || !positive(f.assumed_bw_bytes_per_s) || !positive(f.total_ms) || !positive(f.bytes)) {
+    return prior;
+  }
+  alpha = std::clamp(alpha, 0.0, 1.0);
+  LinkCalibration c = prior;
+  const bool first = prior.migrations == 0;
+  // While iterating, QEMU sent everything but the stop-and-copy's bytes in
+  // the time between setup and the stop.
+  const double iter_bytes = f.bytes - std::max(0.0, f.downtime_bytes);
+  const double iter_s = (f.total_ms - f.setup_ms - f.downtime_ms) / 1000.0;
+  if (positive(iter_bytes) && iter_s > 0.2) {
+    const double achieved = iter_bytes / iter_s;
+    // Bounded: one odd run must not teach the pair a tenth of its link.
+    const double factor = std::clamp(achieved / f.assumed_bw_bytes_per_s, 0.2, 2.0);
+    c.bw_factor = blend(prior.bw_factor, factor, alpha, first);
+  }
+  if (positive(f.downtime_bytes) && positive(f.downtime_ms)) {
+    const double copy_ms = f.downtime_ms - default_device_state_ms;
+    // Under a millisecond the split between the copy and the device state
+    // is noise: keep what was known.
+    if (copy_ms >= 1.0) {
+      const double seen = f.downtime_bytes / (copy_ms / 1000.0);
+      const double from = positive(prior.stop_bytes_per_s)       ? prior.stop_bytes_per_s
+                          : positive(f.assumed_stop_bytes_per_s) ? f.assumed_stop_bytes_per_s
+                                                                 : seen;
+      const double step = std::clamp(seen / from, 0.25, 4.0);
+      c.stop_bytes_per_s = from * std::pow(step, alpha);
+    }
+  }
+  ++c.migrations;
+  return c;
+}
+
+Inputs apply(Inputs in, const LinkCalibration& c) {
+  if (c.migrations == 0) return in;
+  if (positive(c.bw_factor)) in.bandwidth_bytes_per_s *= c.bw_factor;
+  if (positive(c.stop_bytes_per_s)) in.link_bytes_per_s = c.stop_bytes_per_s;
+  return in;
+}
+
+void CalibrationTable::record(const std::string& src, const std::string& dst, const MigrationFigures& f, double alpha) {
+  auto& c = pairs_[{src, dst}];
+  c = calibrate(c, f, alpha);
+}
+
+LinkCalibration CalibrationTable::get(const std::string& src, const std::string& dst) const {
+  auto it = pairs_.find({src, dst});
+  return it == pairs_.end() ? LinkCalibration{} : it->second;
+}
+
+}  // namespace vmtide::predictor

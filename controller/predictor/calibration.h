@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: Apache-2.0
+// Online calibration of the pre-copy predictor per host pair: after each
+// finished migration, learn the bandwidth QEMU really achieved against the
+// one the prediction assumed (CPU-bound senders, TCP, contention) and the
+// rate of the stop-and-copy (the per-page cost while the guest is stopped),
+// so the next prediction for the same pair starts from what the link did.
+// Pure: values in, values out (DESIGN.md, "Pre-copy prediction").
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+
+#include "precopy.h"
+
+namespace vmtide::predictor {
+
+// A finished migration's figures (QMP query-migrate or libvirt's job
+// statistics), and the bandwidth its prediction assumed.
+struct MigrationFigures {
+  double assumed_bw_bytes_per_s = 0;    // Inputs::bandwidth_bytes_per_s of the prediction
+  double assumed_stop_bytes_per_s = 0;  // its stop-and-copy rate (Inputs::link_bytes_per_s; 0: unknown)
+  double total_ms = 0;
+  double setup_ms = 0;
+  double downtime_ms = 0;
+  double bytes = 0;           // RAM bytes sent, all passes and the stop-and-copy
+  double downtime_bytes = 0;  // of which sent while the guest was stopped (0: unknown)
+  double page_bytes = 4096;
+  bool succeeded = false;
+};
+
+// What a host pair's past migrations taught.
+struct LinkCalibration {
+  double bw_factor = 1;         // achieved / assumed bandwidth while iterating
+  double stop_bytes_per_s = 0;  // stop-and-copy rate, bytes/s (0: not learnt yet)
+  int migrations = 0;           // how many taught it
+};
+
+// Folds one migration into `prior` with weight `alpha` for the new
+// evidence (the first one is taken whole). Failed or implausible figures
+// (no time, no bytes) leave it unchanged. The stop-and-copy rate needs
+// downtime_bytes: the time per page is (downtime - device state) / pages,
+// with the device state time the predictor assumes (Inputs::device_state_ms).
+// A downtime is a few milliseconds, so one stall on a busy host can read
+// ten times slower: the stop-and-copy rate moves geometrically, from the
+// assumed link rate when nothing was learnt, by at most 4x per migration.
+[[nodiscard]] LinkCalibration calibrate(const LinkCalibration& prior, const MigrationFigures& f, double alpha = 0.5,
+                                        double default_device_state_ms = 5);
+
+// `in` with the pair's calibration applied: the effective bandwidth and,
+// when learnt, the stop-and-copy rate.
+[[nodiscard]] Inputs apply(Inputs in, const LinkCalibration& c);
+
+// Calibration per (source, destination) host pair.
+class CalibrationTable {
+ public:
+  void record(const std::string& src, const std::string& dst, const MigrationFigures& f, double alpha = 0.5);
+  [[nodiscard]] LinkCalibration get(const std::string& src, const std::string& dst) const;
+  [[nodiscard]] std::size_t size() const { return pairs_.size(); }
+
+ private:
+  std::map<std::pair<std::string, std::string>, LinkCalibration> pairs_;
+};
+
+}  // namespace vmtide::predictor
