@@ -297,7 +297,8 @@ Run one_migration(const Options& o, const GuestSpec& g, Qemu& src, int gen, doub
   auto m = measure(src, o);
   if (!m) return {Json().str("error", "dirty rate: " + m.error().message()).done(), false};
   auto nz = nonzero_fraction(src.pid(), static_cast<std::uint64_t>(g.mem_mib) << 20);
-  auto rss = collectors::process_rss_bytes(static_cast<std::uint32_t>(src.pid()));
+  auto ps = collectors::process_stat(static_cast<std::uint32_t>(src.pid()));
+  auto rss = ps ? Result<std::uint64_t>(ps->rss_bytes) : Result<std::uint64_t>(ps.error());
   const double ram = g.mem_mib * kMiB;
   const double nonzero = nz ? *nz * ram : ram;
   const double dirtier_rate = last_dirtier_rate(src.console_path()).value_or(g.rate);
