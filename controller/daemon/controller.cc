@@ -17,9 +17,9 @@ using wire::json_string;
 
 std::string bytes_str(double b);
 
-strategy::CostModel make_cost(const ControllerConfig& c) {
+strategy::CostModel make_cost(const ControllerConfig& c, const predictor::CalibrationTable* cal) {
   if (c.cost_model == "const-dirty") return strategy::make_const_dirty_cost_model(c.predictor.fallback_bw_bytes_per_s);
-  return strategy::make_precopy_cost_model(c.predictor);
+  return strategy::make_precopy_cost_model(c.predictor, cal);
 }
 
 std::string num(double v) {
@@ -57,13 +57,13 @@ predictor::Inputs Controller::predictor_inputs(const model::VmState& v, double b
 }
 
 Controller::Controller(ControllerConfig cfg, std::string id_base)
-    : cfg_(std::move(cfg)), id_base_(std::move(id_base)), builder_(cfg_.model), cost_(make_cost(cfg_)) {}
+    : cfg_(std::move(cfg)), id_base_(std::move(id_base)), builder_(cfg_.model), cost_(make_cost(cfg_, &calibration_)) {}
 
 void Controller::reconfigure(ControllerConfig cfg) {
   // The builder keeps its data; only its thresholds change.
   cfg_ = std::move(cfg);
   builder_.set_config(cfg_.model);
-  cost_ = make_cost(cfg_);
+  cost_ = make_cost(cfg_, &calibration_);
 }
 
 std::string Controller::next_id() {
@@ -174,7 +174,7 @@ void Controller::start_migration(wire::Decision& d, const strategy::PlannedMove&
   if (!h) return fail(h.error().message());
   d.outcome = wire::Outcome::kStarted;
   ++counters_.migrations_started;
-  flights_[mv.vm_id] = Flight{*h, d, now};
+  flights_[mv.vm_id] = Flight{*h, d, now, mv.cost};
 }
 
 Result<std::size_t> Controller::recover_in_flight(model::TimeNs now) {
@@ -193,7 +193,7 @@ Result<std::size_t> Controller::recover_in_flight(model::TimeNs now) {
     d.dst = r.dst;
     d.reason = "a migration already running when this controller started (a previous controller's)";
     d.outcome = wire::Outcome::kStarted;
-    flights_[r.vm_id] = Flight{r.handle, d, now};
+    flights_[r.vm_id] = Flight{r.handle, d, now, {}};
     ++counters_.migrations_recovered;
     ++n;
   }
@@ -229,6 +229,19 @@ std::vector<wire::Decision> Controller::poll_migrations(model::TimeNs now) {
     d.detail = buf;
     outcomes_.push_back({d.vm, d.src, d.dst, ok, now});
     ++(ok ? counters_.migrations_succeeded : counters_.migrations_failed);
+    if (ok && f.cost.assumed_bw_bytes_per_s > 0) {
+      // Online calibration: the next prediction for this pair starts from
+      // what this migration achieved.
+      predictor::MigrationFigures fig;
+      fig.assumed_bw_bytes_per_s = f.cost.assumed_bw_bytes_per_s;
+      fig.assumed_stop_bytes_per_s = f.cost.assumed_stop_bytes_per_s;
+      fig.total_ms = pr.total_ms;
+      fig.downtime_ms = pr.downtime_ms;
+      fig.bytes = static_cast<double>(pr.bytes);
+      fig.page_bytes = cfg_.predictor.page_bytes;
+      fig.succeeded = true;
+      calibration_.record(d.src, d.dst, fig);
+    }
     executor_->forget(f.handle);
     out.push_back(std::move(d));
     it = flights_.erase(it);

@@ -15,6 +15,7 @@
 #include "executor.h"
 #include "controller_config.h"
 #include "planner.h"
+#include "calibration.h"
 #include "precopy.h"
 #include "vmtide/result.h"
 #include "vmtide/wire/messages.h"
@@ -39,6 +40,9 @@ class Controller {
   // `id_base` makes decision ids unique across restarts (e.g. the start
   // time as 20261201T103100); ids are "d-<id_base>-<n>".
   Controller(ControllerConfig cfg, std::string id_base);
+  // Pinned: the cost model holds a pointer to this controller's calibration.
+  Controller(const Controller&) = delete;
+  Controller& operator=(const Controller&) = delete;
 
   void on_message(const wire::Message& m, model::TimeNs now) { builder_.on_message(m, now); }
 
@@ -91,6 +95,7 @@ class Controller {
   [[nodiscard]] const model::ModelBuilder& builder() const noexcept { return builder_; }
   [[nodiscard]] const ControllerCounters& counters() const noexcept { return counters_; }
   [[nodiscard]] const strategy::PlannerState& planner_state() const noexcept { return state_; }
+  [[nodiscard]] const predictor::CalibrationTable& calibration() const noexcept { return calibration_; }
 
   // How long an unchanged recommendation stays quiet before it is repeated.
   std::chrono::nanoseconds repeat_after = std::chrono::minutes{5};
@@ -106,6 +111,7 @@ class Controller {
   std::string id_base_;
   std::uint64_t next_ = 1;
   model::ModelBuilder builder_;
+  predictor::CalibrationTable calibration_;  // per host pair, from finished migrations
   strategy::CostModel cost_;
   strategy::PlannerState state_;
   struct Last {
@@ -121,6 +127,7 @@ class Controller {
     std::string handle;
     wire::Decision record;  // as published when it started
     model::TimeNs started{0};
+    strategy::MigrationCost cost;  // the prediction it started with
   };
   std::map<std::string, Flight, std::less<>> flights_;  // by VM id
   std::vector<strategy::MoveOutcome> outcomes_;         // since the last round

@@ -87,8 +87,8 @@ predictor::Inputs precopy_inputs(const model::VmState& vm, double bw, const Prec
   return in;
 }
 
-CostModel make_precopy_cost_model(const PrecopyCostParams& p) {
-  return [p](const model::VmState& vm, const model::HostState& src, const model::HostState& dst) {
+CostModel make_precopy_cost_model(const PrecopyCostParams& p, const predictor::CalibrationTable* calibration) {
+  return [p, calibration](const model::VmState& vm, const model::HostState& src, const model::HostState& dst) {
     double bw = p.fallback_bw_bytes_per_s;
     if (src.link_bw_bytes_per_s > 0 && dst.link_bw_bytes_per_s > 0) {
       bw = std::min(src.link_bw_bytes_per_s, dst.link_bw_bytes_per_s);
@@ -104,6 +104,15 @@ CostModel make_precopy_cost_model(const PrecopyCostParams& p) {
     in.link_bytes_per_s = link;
     MigrationCost c;
     c.model = "precopy";
+    c.assumed_bw_bytes_per_s = in.bandwidth_bytes_per_s;
+    c.assumed_stop_bytes_per_s = in.link_bytes_per_s;
+    if (calibration != nullptr) {
+      const predictor::LinkCalibration cal = calibration->get(src.name, dst.name);
+      if (cal.migrations > 0) {
+        in = predictor::apply(std::move(in), cal);
+        c.model = "precopy+calibrated";
+      }
+    }
     auto pr = predictor::predict_precopy(in);
     if (!pr) {
       // Inputs out of the predictor's domain (e.g. zero RAM): a move we

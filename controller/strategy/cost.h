@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cluster.h"
+#include "calibration.h"
 #include "precopy.h"
 
 namespace vmtide::strategy {
@@ -26,6 +27,10 @@ struct MigrationCost {
   // For a move that does not converge: what would make it (precopy model).
   std::optional<double> need_bw_bytes_per_s;
   std::optional<double> need_throttle_pct;
+  // The nominal link rates the prediction started from (before any
+  // calibration): what a finished migration's figures are compared with.
+  double assumed_bw_bytes_per_s = 0;
+  double assumed_stop_bytes_per_s = 0;
   bool operator==(const MigrationCost&) const = default;
 };
 
@@ -57,7 +62,12 @@ struct PrecopyCostParams {
 // with only a rate known, a constant-rate curve), pass 0 sending the
 // touched RAM (rss), bandwidth = the slower host's link, capped by
 // max_bw. model = "precopy".
-[[nodiscard]] CostModel make_precopy_cost_model(const PrecopyCostParams& p = {});
+// With `calibration`, each prediction for a (source, destination) pair
+// starts from what that pair's finished migrations taught (the achieved
+// bandwidth and stop-and-copy rate, controller/predictor/calibration.h);
+// the table is read at each call, so it may be updated between rounds.
+[[nodiscard]] CostModel make_precopy_cost_model(const PrecopyCostParams& p = {},
+                                                const predictor::CalibrationTable* calibration = nullptr);
 
 // The predictor's inputs for `vm` over a link of `bw_bytes_per_s`: pass 0
 // sends the touched RAM (rss), the curve is the measured D(tau) in pages
