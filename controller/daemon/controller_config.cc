@@ -15,17 +15,7 @@ namespace {
 using tomlcfg::get;
 using tomlcfg::type_error;
 
-std::chrono::nanoseconds secs(double s) { return std::chrono::nanoseconds{std::llround(s * 1e9)}; }
 double to_s(std::chrono::nanoseconds d) { return static_cast<double>(d.count()) / 1e9; }
-
-// A duration in seconds into a nanoseconds member.
-Status get_s(const std::string& src, const toml::node& n, const std::string& key, std::chrono::nanoseconds* out) {
-  double v = 0;
-  if (Status st = get(src, n, key, &v); !st) return st;
-  if (!(v >= 0) || !std::isfinite(v) || v > 1e7) return type_error(src, n, key, "a number of seconds >= 0");
-  *out = secs(v);
-  return {};
-}
 
 Status get_size(const std::string& src, const toml::node& n, const std::string& key, std::size_t* out) {
   int v = 0;
@@ -69,19 +59,19 @@ Status parse_balance(const toml::table& root, const std::string& s, strategy::Pl
     if (k == "high_exit") return get(s, n, k, &p.band.high_exit);
     if (k == "low") return get(s, n, k, &p.band.low_enter);
     if (k == "low_exit") return get(s, n, k, &p.band.low_exit);
-    if (k == "hot_sustain") return get_s(s, n, k, &p.hot_sustain);
-    if (k == "cold_sustain") return get_s(s, n, k, &p.cold_sustain);
+    if (k == "hot_sustain") return get(s, n, k, &p.hot_sustain);
+    if (k == "cold_sustain") return get(s, n, k, &p.cold_sustain);
     if (k == "adaptive_crossover") return get(s, n, k, &p.adaptive_crossover_frac);
     if (k == "min_entropy_gain") return get(s, n, k, &p.min_entropy_gain);
     if (k == "target_max_steal") return get(s, n, k, &p.target_max_steal_frac);
     if (k == "target_max_io_pressure") return get(s, n, k, &p.target_max_io_pressure_frac);
     if (k == "target_mem_reserve") return get(s, n, k, &p.target_mem_reserve_frac);
-    if (k == "cooldown") return get_s(s, n, k, &p.vm_cooldown_base);
+    if (k == "cooldown") return get(s, n, k, &p.vm_cooldown_base);
     if (k == "cooldown_factor") return get(s, n, k, &p.vm_cooldown_factor);
-    if (k == "cooldown_max") return get_s(s, n, k, &p.vm_cooldown_max);
-    if (k == "cooldown_reset") return get_s(s, n, k, &p.vm_cooldown_reset);
-    if (k == "no_return_window") return get_s(s, n, k, &p.no_return_window);
-    if (k == "host_hold_down") return get_s(s, n, k, &p.host_hold_down);
+    if (k == "cooldown_max") return get(s, n, k, &p.vm_cooldown_max);
+    if (k == "cooldown_reset") return get(s, n, k, &p.vm_cooldown_reset);
+    if (k == "no_return_window") return get(s, n, k, &p.no_return_window);
+    if (k == "host_hold_down") return get(s, n, k, &p.host_hold_down);
     if (k == "max_inflight_per_host") return get(s, n, k, &p.max_inflight_per_host);
     if (k == "max_inflight_cluster") return get(s, n, k, &p.max_inflight_cluster);
     if (k == "vm_exclude_tags") return get(s, n, k, &p.vm_exclude_tags);
@@ -200,11 +190,11 @@ Result<ControllerConfig> parse_config(std::string_view text, const std::string& 
                              {"smoothing", "stale_after_intervals", "min_stale_after", "max_loss", "loss_window",
                               "vm_expiry_intervals"},
                              [&](const std::string& k, const toml::node& n) -> Status {
-    if (k == "smoothing") return get_s(s, n, k, &c.model.tau);
+    if (k == "smoothing") return get(s, n, k, &c.model.tau);
     if (k == "stale_after_intervals") return get(s, n, k, &c.model.stale_after_intervals);
-    if (k == "min_stale_after") return get_s(s, n, k, &c.model.min_stale_after);
+    if (k == "min_stale_after") return get(s, n, k, &c.model.min_stale_after);
     if (k == "max_loss") return get(s, n, k, &c.model.max_loss_frac);
-    if (k == "loss_window") return get_s(s, n, k, &c.model.loss_window);
+    if (k == "loss_window") return get(s, n, k, &c.model.loss_window);
     return get(s, n, k, &c.model.vm_expiry_intervals);
   });
   if (st) st = parse_balance(root, s, c.planner);
@@ -227,11 +217,9 @@ Result<ControllerConfig> parse_config(std::string_view text, const std::string& 
 }
 
 Result<ControllerConfig> load_config(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return make_error(Errc::kNotFound, "cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_config(ss.str(), path);
+  auto text = tomlcfg::read_file(path);
+  if (!text) return text.error();
+  return parse_config(*text, path);
 }
 
 Status validate(const ControllerConfig& c) {

@@ -74,14 +74,6 @@ Status get_u32(const std::string& src, const toml::node& n, const std::string& k
   return {};
 }
 
-Status get_seconds(const std::string& src, const toml::node& n, const std::string& key, std::chrono::nanoseconds* out) {
-  double v = 0;
-  if (Status st = get(src, n, key, &v); !st) return st;
-  if (v < 0) return tomlcfg::type_error(src, n, key, "seconds >= 0");
-  *out = std::chrono::nanoseconds{static_cast<std::int64_t>(v * 1e9)};
-  return {};
-}
-
 }  // namespace
 
 Status validate(const Scenario& s) {
@@ -202,11 +194,11 @@ Result<Scenario> parse_scenario(std::string_view text, const std::string& source
                        if (k == "high_exit") return get(S, n, k, &p.band.high_exit);
                        if (k == "low_enter") return get(S, n, k, &p.band.low_enter);
                        if (k == "low_exit") return get(S, n, k, &p.band.low_exit);
-                       if (k == "hot_sustain_s") return get_seconds(S, n, k, &p.hot_sustain);
-                       if (k == "cold_sustain_s") return get_seconds(S, n, k, &p.cold_sustain);
-                       if (k == "host_hold_down_s") return get_seconds(S, n, k, &p.host_hold_down);
-                       if (k == "vm_cooldown_base_s") return get_seconds(S, n, k, &p.vm_cooldown_base);
-                       if (k == "no_return_window_s") return get_seconds(S, n, k, &p.no_return_window);
+                       if (k == "hot_sustain_s") return get(S, n, k, &p.hot_sustain);
+                       if (k == "cold_sustain_s") return get(S, n, k, &p.cold_sustain);
+                       if (k == "host_hold_down_s") return get(S, n, k, &p.host_hold_down);
+                       if (k == "vm_cooldown_base_s") return get(S, n, k, &p.vm_cooldown_base);
+                       if (k == "no_return_window_s") return get(S, n, k, &p.no_return_window);
                        if (k == "adaptive_crossover_frac") return get(S, n, k, &p.adaptive_crossover_frac);
                        if (k == "max_inflight_per_host") return get(S, n, k, &p.max_inflight_per_host);
                        return get(S, n, k, &p.max_inflight_cluster);
@@ -245,11 +237,9 @@ Result<std::vector<ReplayTrace>> load_replay(const std::string& path) {
 }
 
 Result<Scenario> load_scenario(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) return make_error(Errc::kNotFound, path + ": cannot open");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return parse_scenario(ss.str(), path);
+  auto text = tomlcfg::read_file(path);
+  if (!text) return text.error();
+  return parse_scenario(*text, path);
 }
 
 }  // namespace vmtide::sim

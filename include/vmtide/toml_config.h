@@ -5,8 +5,12 @@
 // exceptions stop here. Include only where toml++ is linked.
 #pragma once
 
+#include <chrono>
+#include <cmath>
 #include <cstdint>
+#include <fstream>
 #include <functional>
+#include <sstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -36,6 +40,16 @@ inline Result<toml::table> parse(std::string_view text, const std::string& sourc
     return make_error(Errc::kInvalidArgument,
                       source + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
   }
+}
+
+// The whole text of a configuration file; kNotFound ("cannot read PATH")
+// when it cannot be opened.
+inline Result<std::string> read_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return make_error(Errc::kNotFound, "cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 // Rejects top-level keys of `root` that are not in `known`.
@@ -107,6 +121,15 @@ inline Status get(const std::string& src, const toml::node& n, const std::string
     return {};
   }
   return type_error(src, n, key, "an integer");
+}
+// A duration in seconds: a finite number >= 0, at most 1e7 (116 days).
+inline Status get(const std::string& src, const toml::node& n, const std::string& key,
+                  std::chrono::nanoseconds* out) {
+  double v = 0;
+  if (Status st = get(src, n, key, &v); !st) return st;
+  if (!(v >= 0) || !std::isfinite(v) || v > 1e7) return type_error(src, n, key, "a number of seconds >= 0");
+  *out = std::chrono::nanoseconds{std::llround(v * 1e9)};
+  return {};
 }
 inline Status get(const std::string& src, const toml::node& n, const std::string& key, std::vector<std::string>* out) {
   const toml::array* a = n.as_array();

@@ -74,11 +74,9 @@ Result<AgentConfig> parse_config(std::string_view text, const std::string& sourc
 }
 
 Result<AgentConfig> load_config(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return make_error(Errc::kNotFound, "cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_config(ss.str(), path);
+  auto text = tomlcfg::read_file(path);
+  if (!text) return text.error();
+  return parse_config(*text, path);
 }
 
 Status validate(const AgentConfig& c) {
