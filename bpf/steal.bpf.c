@@ -329,24 +329,40 @@ int vmtide_steal_switch(u64 *ctx)
 	return 0;
 }
 
-/* Tier 1: one record per tracked thread, for all VMs in one read. */
+/* Tier 1: one record per thread of a tracked VM process, for all VMs in
+ * one read. The vCPU threads' records carry steal; the leader's also carry
+ * what the process's CPU time and RSS need, so userspace reads no
+ * /proc/<pid>/stat per VM. */
 SEC("iter/task")
 int vmtide_steal_iter(struct bpf_iter__task *ctx)
 {
 	struct task_struct *t = ctx->task;
-	struct vmtide_steal_iter_rec rec;
-	__u32 tid;
+	struct vmtide_steal_iter_rec rec = {};
+	struct mm_struct *mm;
+	__u32 tid, tgid;
 
 	if (!t)
 		return 0;
-	tid = t->pid;
-	if (!tid_tracked(tid))
+	tgid = t->tgid;
+	if (!tgid_tracked(tgid))
 		return 0;
+	tid = t->pid;
 	rec.tid = tid;
-	rec.tgid = t->tgid;
+	rec.tgid = tgid;
 	rec.run_delay_ns = t->sched_info.run_delay;
 	rec.pcount = t->sched_info.pcount;
 	rec.sum_exec_runtime_ns = t->se.sum_exec_runtime;
+	if (tid_tracked(tid))
+		rec.flags |= VMTIDE_STEAL_REC_VCPU;
+	if (tid == tgid) {
+		rec.flags |= VMTIDE_STEAL_REC_LEADER;
+		rec.exited_runtime_ns = BPF_CORE_READ(t, signal, sum_sched_runtime);
+		mm = t->mm;
+		if (mm) {
+			rec.flags |= VMTIDE_STEAL_REC_MM;
+			rec.rss_pages = get_mm_rss_pages(mm);
+		}
+	}
 	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
 	return 0;
 }

@@ -17,7 +17,7 @@
 #endif
 
 /* Bumped whenever a struct or map layout below changes. */
-#define VMTIDE_ABI_VERSION 3
+#define VMTIDE_ABI_VERSION 4
 
 /* ---- ctxsw: per-process context-switch counters (bpf/ctxsw.bpf.c) ----
  *
@@ -103,15 +103,16 @@ VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_io_inflight) == 16, "vmtide_io_infligh
  * never counted.
  *
  * Tier 1 (always on): the `iter/task` program writes one
- * struct vmtide_steal_iter_rec per tracked thread; userspace reads the
+ * struct vmtide_steal_iter_rec per thread of a tracked VM process; userspace reads the
  * iterator once per tick and turns the monotonic kernel counters into deltas.
  *
  * Detail mode: tp_btf sched_wakeup / sched_wakeup_new / sched_switch time
  * each wait; `steal_hist` (per-CPU array indexed by VM slot) holds a log2 µs
  * histogram and the exact sum, `steal_preempt` (per-CPU hash keyed by
- * (VM slot, tgid)) the wait attributed to each other process. All counters
- * are monotonic; userspace computes deltas and deletes a VM's entries when
- * it stops tracking it.
+ * (VM slot, tgid)) the wait attributed to each other process. The histogram
+ * counters are monotonic and userspace computes deltas; userspace reads the
+ * preemptor rows with lookup-and-delete, so each holds the wait since the
+ * previous read, and deletes a VM's rows when it stops tracking it.
  *
  * D state (detail mode): any thread of a tracked VM process (vCPU or not)
  * that blocks in TASK_UNINTERRUPTIBLE, TASK_NOLOAD excluded, gets an entry in
@@ -126,15 +127,31 @@ VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_io_inflight) == 16, "vmtide_io_infligh
 #define VMTIDE_STEAL_MAX_DSLEEP_DEFAULT 8192 /* threads in D state at once */
 #define VMTIDE_STEAL_COMM_LEN 16
 
-/* One tracked thread, written by the iterator (bpf_seq_write). */
+/* flags of struct vmtide_steal_iter_rec */
+#define VMTIDE_STEAL_REC_VCPU 0x1   /* a tracked vCPU thread: steal counts it */
+#define VMTIDE_STEAL_REC_LEADER 0x2 /* the thread group leader: exited_runtime_ns is valid */
+#define VMTIDE_STEAL_REC_MM 0x4     /* the leader has an mm: rss_pages is valid */
+
+/* One thread of a tracked VM process (every thread, so userspace gets the
+ * process's CPU time and RSS from the same read), written by the iterator
+ * (bpf_seq_write). */
 struct vmtide_steal_iter_rec {
 	__u32 tid;
 	__u32 tgid;
 	__u64 run_delay_ns;     /* sched_info.run_delay: schedstat field 2 */
 	__u64 pcount;           /* sched_info.pcount: schedstat field 3 (timeslices) */
 	__u64 sum_exec_runtime_ns; /* se.sum_exec_runtime: schedstat field 1, without the running slice */
+	__u32 flags;            /* VMTIDE_STEAL_REC_* */
+	__u32 pad;
+	/* Leader only: signal->sum_sched_runtime, the CPU time of the process's
+	 * threads that exited (what thread_group_cputime() adds to the live
+	 * threads' sum for /proc/<pid>/stat). */
+	__u64 exited_runtime_ns;
+	/* Leader with an mm only: file + anon + shmem resident pages, as
+	 * get_mm_rss() counts them for /proc/<pid>/stat field 24. */
+	__u64 rss_pages;
 };
-VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_steal_iter_rec) == 32, "vmtide_steal_iter_rec layout");
+VMTIDE_STATIC_ASSERT(sizeof(struct vmtide_steal_iter_rec) == 56, "vmtide_steal_iter_rec layout");
 
 /* Per tracked thread; userspace writes tgid/vm_slot, BPF the rest. */
 struct vmtide_steal_task {

@@ -128,6 +128,7 @@ class CtxswTest : public ::testing::Test {
       const KernelCounts k2 = kernel_counts(pid);
       if (k1.voluntary == k2.voluntary && k1.involuntary == k2.involuntary) return k1;
       EXPECT_TRUE(counter_->untrack(static_cast<std::uint32_t>(pid)));  // the child ran meanwhile: retry
+      EXPECT_TRUE(counter_->read_all());  // the slot is reusable after the next read
     }
     ADD_FAILURE() << "could not take a consistent baseline for pid " << pid;
     return {};
@@ -219,6 +220,10 @@ TEST_F(CtxswTest, ReusedSlotStartsAtZero) {
   for (int i = 0; i < 50; ++i) first.ping_pong();
   EXPECT_FALSE(counter_->track(static_cast<std::uint32_t>(second.pid()))) << "table of 1 accepted a second pid";
   ASSERT_TRUE(counter_->untrack(static_cast<std::uint32_t>(first.pid())));
+  // Held back until the next read (a program may still be writing it)...
+  EXPECT_FALSE(counter_->track(static_cast<std::uint32_t>(second.pid()))) << "slot reused before a read";
+  ASSERT_TRUE(counter_->read_all());
+  // ...then reused, from zero.
   const KernelCounts before = track(second.pid());
   for (int i = 0; i < 50; ++i) second.ping_pong();
   const CtxswCounts c = expect_matches_kernel(second.pid(), before);

@@ -14,7 +14,7 @@ TEST(BpfAbi, CtxswCountsLayout) {
   EXPECT_EQ(offsetof(vmtide_ctxsw_counts, out_voluntary), 0u);
   EXPECT_EQ(offsetof(vmtide_ctxsw_counts, out_involuntary), 8u);
   EXPECT_EQ(offsetof(vmtide_ctxsw_counts, in), 16u);
-  EXPECT_EQ(VMTIDE_ABI_VERSION, 3);
+  EXPECT_EQ(VMTIDE_ABI_VERSION, 4);
 }
 
 TEST(BpfAbi, DirtyWindowLayout) {
@@ -37,11 +37,14 @@ TEST(BpfAbi, IoLayout) {
 
 TEST(BpfAbi, StealLayout) {
   static_assert(std::is_standard_layout_v<vmtide_steal_iter_rec>);
-  EXPECT_EQ(sizeof(vmtide_steal_iter_rec), 32u);
+  EXPECT_EQ(sizeof(vmtide_steal_iter_rec), 56u);
   EXPECT_EQ(offsetof(vmtide_steal_iter_rec, tgid), 4u);
   EXPECT_EQ(offsetof(vmtide_steal_iter_rec, run_delay_ns), 8u);
   EXPECT_EQ(offsetof(vmtide_steal_iter_rec, pcount), 16u);
   EXPECT_EQ(offsetof(vmtide_steal_iter_rec, sum_exec_runtime_ns), 24u);
+  EXPECT_EQ(offsetof(vmtide_steal_iter_rec, flags), 32u);
+  EXPECT_EQ(offsetof(vmtide_steal_iter_rec, exited_runtime_ns), 40u);
+  EXPECT_EQ(offsetof(vmtide_steal_iter_rec, rss_pages), 48u);
   EXPECT_EQ(sizeof(vmtide_steal_task), 40u);
   EXPECT_EQ(offsetof(vmtide_steal_task, tgid), 8u);
   EXPECT_EQ(offsetof(vmtide_steal_task, vm_slot), 12u);

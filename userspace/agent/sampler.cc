@@ -322,12 +322,22 @@ Tick Sampler::sample(std::uint64_t mono_ns) {
     // which keeps exited threads' time, stands in (QEMU starts short-lived
     // workers, e.g. for every calc-dirty-rate). Without debug-threads the
     // vCPUs are not named, and every thread's wait counts as steal.
-    // CPU and RSS: one read of /proc/<pid>/stat per VM and tick.
+    // CPU and RSS: from the steal iterator's read of every thread of the
+    // process when it ran (nothing per VM); else one read of
+    // /proc/<pid>/stat per VM and tick.
     Result<std::pair<collectors::SchedStat, collectors::SchedStat>> split =
         make_error(Errc::kNotFound, "gone");
     std::uint64_t rss_bytes = 0;
     std::uint64_t stat_cpu_ns = 0;
-    if (seen.count(it->first) && vm.bpf_steal) {
+    auto bpf_row = vm.bpf_steal ? steal.find(vm.proc.id) : steal.end();
+    if (seen.count(it->first) && bpf_row != steal.end() && bpf_row->second.process_cpu_ns) {
+      // The steal iterator's read covered the whole process: no /proc read.
+      collectors::SchedStat all;
+      all.run_ns = *bpf_row->second.process_cpu_ns;
+      rss_bytes = bpf_row->second.rss_bytes.value_or(0);
+      stat_cpu_ns = all.run_ns;
+      split = std::make_pair(all, collectors::SchedStat{});
+    } else if (seen.count(it->first) && vm.bpf_steal) {
       if (auto ps = vm.stat.read()) {
         collectors::SchedStat all;
         all.run_ns = ps->cpu_ns;

@@ -7,6 +7,7 @@
 #include <linux/capability.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -101,6 +102,33 @@ Result<int> tracepoint_arity(const std::string& name) {
   }
   btf__free(btf);
   return out;
+}
+
+SlotPool::SlotPool(std::uint32_t size) : size_(size) {
+  for (std::uint32_t i = 0; i < size; ++i) free_.insert(free_.end(), i);
+}
+
+std::optional<std::uint32_t> SlotPool::take() {
+  if (free_.empty()) return std::nullopt;
+  const std::uint32_t slot = *free_.begin();
+  free_.erase(free_.begin());
+  used_.insert(slot);
+  return slot;
+}
+
+void SlotPool::release(std::uint32_t slot) {
+  if (used_.erase(slot) != 0) held_.push_back(slot);
+}
+
+void SlotPool::settle() {
+  free_.insert(held_.begin(), held_.end());
+  held_.clear();
+}
+
+std::uint32_t SlotPool::span() const {
+  std::uint32_t top = used_.empty() ? 0 : *used_.rbegin() + 1;
+  for (std::uint32_t h : held_) top = std::max(top, h + 1);
+  return top;
 }
 
 }  // namespace vmtide::bpf

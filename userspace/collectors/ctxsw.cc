@@ -43,29 +43,32 @@ CtxswCounter::CtxswCounter(bpf::Skeleton<ctxsw_bpf> skel, std::uint32_t max_trac
     : skel_(std::move(skel)),
       max_tracked_(max_tracked),
       has_prev_state_(has_prev_state),
-      ncpus_(libbpf_num_possible_cpus()) {
-  for (std::uint32_t i = 0; i < max_tracked_; ++i) free_slots_.push_back(i);
-}
+      ncpus_(libbpf_num_possible_cpus()),
+      slots_(max_tracked) {}
 
 CtxswCounter::~CtxswCounter() = default;
 
 Status CtxswCounter::track(std::uint32_t tgid) {
   if (entries_.count(tgid) != 0) return {};
-  if (free_slots_.empty()) {
+  auto taken = slots_.take();
+  if (!taken) {
     return make_error(Errc::kInvalidArgument,
                       "ctxsw: cannot track pid " + std::to_string(tgid) + ": all " +
                           std::to_string(max_tracked_) + " slots in use");
   }
-  const std::uint32_t slot = free_slots_.front();
+  const std::uint32_t slot = *taken;
   // Baseline first, then publish the mapping: the kernel only counts into
   // the slot once `tracked` names it, so the baseline is exact.
   auto base = read_slot(slot);
-  if (!base) return base.error();
+  if (!base) {
+    slots_.release(slot);
+    return base.error();
+  }
   if (int err = bpf_map__update_elem(skel_->maps.tracked, &tgid, sizeof tgid, &slot, sizeof slot, BPF_NOEXIST);
       err != 0) {
+    slots_.release(slot);
     return make_error(Errc::kBpfMap, "ctxsw: tracking pid " + std::to_string(tgid) + ": " + std::strerror(-err));
   }
-  free_slots_.pop_front();
   entries_.emplace(tgid, Entry{slot, *base});
   return {};
 }
@@ -74,7 +77,7 @@ Status CtxswCounter::untrack(std::uint32_t tgid) {
   auto it = entries_.find(tgid);
   if (it == entries_.end()) return make_error(Errc::kNotFound, "ctxsw: pid " + std::to_string(tgid) + " not tracked");
   int err = bpf_map__delete_elem(skel_->maps.tracked, &tgid, sizeof tgid, 0);
-  free_slots_.push_back(it->second.slot);
+  slots_.release(it->second.slot);
   entries_.erase(it);
   if (err != 0 && err != -ENOENT) {
     return make_error(Errc::kBpfMap, "ctxsw: untracking pid " + std::to_string(tgid) + ": " + std::strerror(-err));
@@ -107,28 +110,25 @@ Result<CtxswCounts> CtxswCounter::read(std::uint32_t tgid) const {
   return *now - it->second.baseline;
 }
 
-Result<std::vector<std::pair<std::uint32_t, CtxswCounts>>> CtxswCounter::read_all() const {
-  std::vector<std::uint32_t> slots;
-  std::vector<vmtide_ctxsw_counts> rows;
-  if (Status st = bpf::read_hash_map(skel_->maps.counts, ncpus_, slots, rows); !st) return st.error();
-  std::map<std::uint32_t, CtxswCounts> by_slot;
+Result<std::vector<std::pair<std::uint32_t, CtxswCounts>>> CtxswCounter::read_all() {
+  slots_.settle();
+  // The slots in use are packed at the front: read only those.
+  if (Status st = bpf::read_array_prefix(skel_->maps.counts, ncpus_, slots_.span(), rows_); !st) return st.error();
   const std::size_t per = static_cast<std::size_t>(ncpus_);
-  for (std::size_t i = 0; i < slots.size(); ++i) {
+  std::vector<std::pair<std::uint32_t, CtxswCounts>> out;
+  out.reserve(entries_.size());
+  for (const auto& [tgid, e] : entries_) {
+    if ((e.slot + 1) * per > rows_.size()) {
+      return make_error(Errc::kBpfMap, "ctxsw: no counters for slot " + std::to_string(e.slot));
+    }
     CtxswCounts sum;
     for (std::size_t c = 0; c < per; ++c) {
-      const auto& r = rows[i * per + c];
+      const auto& r = rows_[e.slot * per + c];
       sum.out_voluntary += r.out_voluntary;
       sum.out_involuntary += r.out_involuntary;
       sum.in += r.in;
     }
-    by_slot[slots[i]] = sum;
-  }
-  std::vector<std::pair<std::uint32_t, CtxswCounts>> out;
-  out.reserve(entries_.size());
-  for (const auto& [tgid, e] : entries_) {
-    auto it = by_slot.find(e.slot);
-    if (it == by_slot.end()) return make_error(Errc::kBpfMap, "ctxsw: no counters for slot " + std::to_string(e.slot));
-    out.emplace_back(tgid, it->second - e.baseline);
+    out.emplace_back(tgid, sum - e.baseline);
   }
   return out;
 }

@@ -6,12 +6,12 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <utility>
 #include <vector>
 
+#include "bpf_support.h"
 #include "vmtide/bpf/skeleton.h"
 #include "vmtide/bpf_abi.h"
 #include "vmtide/result.h"
@@ -55,7 +55,8 @@ class CtxswCounter {
   [[nodiscard]] Result<CtxswCounts> read(std::uint32_t tgid) const;
   // Every tracked process, in tgid order, from one batched map read (the
   // agent's tick: one bpf() call, not one per VM).
-  [[nodiscard]] Result<std::vector<std::pair<std::uint32_t, CtxswCounts>>> read_all() const;
+  // Slots released since the previous read_all() become reusable here.
+  [[nodiscard]] Result<std::vector<std::pair<std::uint32_t, CtxswCounts>>> read_all();
 
   // True when the kernel passes prev_state to sched_switch (>= 5.18), so the
   // voluntary/involuntary split matches the kernel's own counters exactly.
@@ -74,7 +75,8 @@ class CtxswCounter {
   bool has_prev_state_;
   int ncpus_;
   std::map<std::uint32_t, Entry> entries_;  // tgid -> slot
-  std::deque<std::uint32_t> free_slots_;    // FIFO: a freed slot is reused last
+  bpf::SlotPool slots_;
+  std::vector<vmtide_ctxsw_counts> rows_;  // read_all()'s buffer, kept between ticks
 };
 
 }  // namespace vmtide::collectors

@@ -68,9 +68,7 @@ void add_counts(vmtide_io_counts& sum, const vmtide_io_counts& c) {
 }  // namespace
 
 IoCollector::IoCollector(bpf::Skeleton<io_bpf> skel, std::uint32_t max_tracked)
-    : skel_(std::move(skel)), ncpus_(libbpf_num_possible_cpus()) {
-  for (std::uint32_t i = max_tracked; i > 0; --i) free_slots_.push_back(i - 1);
-}
+    : skel_(std::move(skel)), ncpus_(libbpf_num_possible_cpus()), slots_(max_tracked) {}
 
 IoCollector::~IoCollector() = default;
 
@@ -88,20 +86,24 @@ Result<vmtide_io_counts> IoCollector::read_slot(std::uint32_t slot) const {
 
 Status IoCollector::track(const std::string& vm_id, std::uint32_t tgid) {
   if (vms_.count(vm_id) != 0) return {};
-  if (free_slots_.empty()) return make_error(Errc::kInvalidArgument, "io: all slots in use");
+  auto taken = slots_.take();
+  if (!taken) return make_error(Errc::kInvalidArgument, "io: all slots in use");
   Vm vm;
   vm.tgid = tgid;
-  vm.slot = free_slots_.back();
+  vm.slot = *taken;
   // Baseline first, then publish the mapping (counts start at zero now).
   auto base = read_slot(vm.slot);
-  if (!base) return base.error();
+  if (!base) {
+    slots_.release(vm.slot);
+    return base.error();
+  }
   vm.last = *base;
   if (int err = bpf_map__update_elem(skel_->maps.io_tracked, &tgid, sizeof tgid, &vm.slot, sizeof vm.slot,
                                      BPF_NOEXIST);
       err != 0) {
+    slots_.release(vm.slot);
     return make_error(Errc::kBpfMap, "io: tracking pid " + std::to_string(tgid) + ": " + std::strerror(-err));
   }
-  free_slots_.pop_back();
   vm.cgroup = cgroup_dir_of(tgid);
   if (vm.cgroup) {
     vm.last_io = read_pressure_file(*vm.cgroup + "/io.pressure");
@@ -116,7 +118,7 @@ Status IoCollector::untrack(const std::string& vm_id) {
   if (it == vms_.end()) return make_error(Errc::kNotFound, "io: VM " + vm_id + " not tracked");
   const std::uint32_t tgid = it->second.tgid;
   int err = bpf_map__delete_elem(skel_->maps.io_tracked, &tgid, sizeof tgid, 0);
-  free_slots_.insert(free_slots_.begin(), it->second.slot);  // reused last
+  slots_.release(it->second.slot);  // reusable after the next read()
   vms_.erase(it);
   if (err != 0 && err != -ENOENT) return make_error(Errc::kBpfMap, "io: untracking: " + std::string(std::strerror(-err)));
   return {};
@@ -125,20 +127,17 @@ Status IoCollector::untrack(const std::string& vm_id) {
 Result<std::map<std::string, IoDelta>> IoCollector::read() {
   std::map<std::string, IoDelta> out;
   // Every slot in one batched read (not one bpf() per VM), summed per CPU.
-  std::vector<std::uint32_t> slots;
-  std::vector<vmtide_io_counts> rows;
-  if (Status st = bpf::read_hash_map(skel_->maps.io_counts, ncpus_, slots, rows); !st) return st.error();
-  std::map<std::uint32_t, vmtide_io_counts> by_slot;
+  // Only the slots in use, packed at the front of the array.
+  slots_.settle();
+  if (Status st = bpf::read_array_prefix(skel_->maps.io_counts, ncpus_, slots_.span(), rows_); !st) return st.error();
   const std::size_t per = static_cast<std::size_t>(ncpus_);
-  for (std::size_t i = 0; i < slots.size(); ++i) {
-    vmtide_io_counts sum{};
-    for (std::size_t c = 0; c < per; ++c) add_counts(sum, rows[i * per + c]);
-    by_slot[slots[i]] = sum;
-  }
   for (auto& [id, vm] : vms_) {
-    auto row = by_slot.find(vm.slot);
-    if (row == by_slot.end()) return make_error(Errc::kBpfMap, "io: no counters for slot " + std::to_string(vm.slot));
-    const vmtide_io_counts* now = &row->second;
+    if ((vm.slot + 1) * per > rows_.size()) {
+      return make_error(Errc::kBpfMap, "io: no counters for slot " + std::to_string(vm.slot));
+    }
+    vmtide_io_counts sum{};
+    for (std::size_t c = 0; c < per; ++c) add_counts(sum, rows_[vm.slot * per + c]);
+    const vmtide_io_counts* now = &sum;
     IoDelta d;
     d.rd_bytes = sub(now->rd_bytes, vm.last.rd_bytes);
     d.wr_bytes = sub(now->wr_bytes, vm.last.wr_bytes);

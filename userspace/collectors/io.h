@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "procfs_stats.h"
+#include "bpf_support.h"
 #include "vmtide/bpf/skeleton.h"
 #include "vmtide/bpf_abi.h"
 #include "vmtide/result.h"
@@ -70,7 +71,8 @@ class IoCollector {
   bpf::Skeleton<io_bpf> skel_;
   int ncpus_;
   std::map<std::string, Vm> vms_;
-  std::vector<std::uint32_t> free_slots_;
+  bpf::SlotPool slots_;
+  std::vector<vmtide_io_counts> rows_;  // read()'s buffer, kept between ticks
 };
 
 }  // namespace vmtide::collectors

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <charconv>
 #include <fstream>
 #include <iterator>
@@ -129,9 +131,27 @@ Result<SchedStat> parse_schedstat(std::string_view text) {
 }
 
 Result<std::string> read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return make_error(Errc::kNotFound, "cannot open " + path);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  // open/read rather than ifstream: the agent reads a handful of these
+  // every tick, and a stream's locale and buffer setup cost more than the
+  // read itself.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return make_error(Errc::kNotFound, "cannot open " + path);
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int e = errno;
+      ::close(fd);
+      // A /proc file of a process that exits mid-read: gone, like a failed open.
+      return make_error(e == ESRCH ? Errc::kNotFound : Errc::kIo, "reading " + path + ": " + std::strerror(e));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
 }
 
 Result<std::pair<SchedStat, SchedStat>> process_schedstat_split(std::uint32_t pid,

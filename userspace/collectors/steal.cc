@@ -107,8 +107,8 @@ Result<std::unique_ptr<StealCollector>> StealCollector::create(const Options& op
   return c;
 }
 
-StealCollector::StealCollector(const Options& opts, StealProbe probe) : opts_(opts), probe_(std::move(probe)) {
-  for (std::uint32_t i = 0; i < opts_.max_vms; ++i) free_slots_.push_back(i);
+StealCollector::StealCollector(const Options& opts, StealProbe probe)
+    : opts_(opts), probe_(std::move(probe)), slots_(opts.max_vms) {
   last_read_ns_ = monotonic_ns();
 }
 
@@ -186,7 +186,7 @@ Status StealCollector::track(const std::string& vm_id, std::uint32_t tgid,
                              const std::vector<std::uint32_t>& vcpu_tids) {
   if (vms_.count(vm_id) != 0) return make_error(Errc::kInvalidArgument, "steal: VM " + vm_id + " already tracked");
   if (vcpu_tids.empty()) return make_error(Errc::kInvalidArgument, "steal: VM " + vm_id + " has no vCPU threads");
-  if (free_slots_.empty()) {
+  if (slots_.in_use() >= slots_.size()) {
     return make_error(Errc::kInvalidArgument,
                       "steal: cannot track VM " + vm_id + ": all " + std::to_string(opts_.max_vms) + " slots in use");
   }
@@ -204,9 +204,13 @@ Status StealCollector::track(const std::string& vm_id, std::uint32_t tgid,
   }
   Vm vm;
   vm.tgid = tgid;
-  vm.slot = free_slots_.front();
+  auto slot = slots_.take();
+  if (!slot) {
+    return make_error(Errc::kInvalidArgument, "steal: cannot track VM " + vm_id +
+                                                  ": every free slot is still held back from an untracked VM");
+  }
+  vm.slot = *slot;
   for (std::uint32_t tid : vcpu_tids) vm.prev.emplace(tid, Raw{});
-  free_slots_.pop_front();
   vms_.emplace(vm_id, std::move(vm));
   Vm& v = vms_.at(vm_id);
 
@@ -215,14 +219,8 @@ Status StealCollector::track(const std::string& vm_id, std::uint32_t tgid,
     return e;
   };
   if (source_ == StealSource::kBpfIter) {
-    // Stale preemptor rows of a previous user of the slot, if an untrack
-    // raced with a running program: start from nothing.
-    auto pre = read_preempt();
-    if (!pre) return fail(pre.error());
-    for (const auto& [ptgid, val] : (*pre)[v.slot]) {
-      vmtide_steal_preempt_key key{v.slot, ptgid};
-      bpf_map__delete_elem(skel_->maps.steal_preempt, &key, sizeof key, 0);
-    }
+    // No preemptor rows of a previous user of the slot can be left: the
+    // slot was held back until a read() had consumed every row (SlotPool).
     auto hist = read_hist(v.slot);  // monotonic, never reset: the baseline
     if (!hist) return fail(hist.error());
     v.hist_prev = *hist;
@@ -253,8 +251,8 @@ Status StealCollector::track(const std::string& vm_id, std::uint32_t tgid,
   auto now = collect();
   if (!now) return fail(now.error());
   for (auto& [tid, raw] : v.prev) {
-    auto it = now->find(tid);
-    if (it == now->end() || it->second.tgid != tgid) {
+    auto it = now->threads.find(tid);
+    if (it == now->threads.end() || it->second.tgid != tgid) {
       return fail(make_error(Errc::kNotFound, "steal: VM " + vm_id + ": no thread " + std::to_string(tid) +
                                                   " in process " + std::to_string(tgid)));
     }
@@ -285,16 +283,17 @@ Status StealCollector::forget(const std::string& vm_id) {
       int err = bpf_map__delete_elem(skel_->maps.steal_tasks, &tid, sizeof tid, 0);
       if (err != 0 && err != -ENOENT && out) out = make_error(Errc::kBpfMap, "steal: untracking tid: " + errstr(err));
     }
-    if (auto pre = read_preempt(); pre) {
-      for (const auto& [ptgid, val] : (*pre)[it->second.slot]) {
-        vmtide_steal_preempt_key key{it->second.slot, ptgid};
-        bpf_map__delete_elem(skel_->maps.steal_preempt, &key, sizeof key, 0);
+    if (auto pre = read_preempt(false); pre) {
+      for (const auto& [key, val] : *pre) {
+        if (key.vm_slot == it->second.slot) bpf_map__delete_elem(skel_->maps.steal_preempt, &key, sizeof key, 0);
       }
     } else if (out) {
       out = pre.error();
     }
   }
-  free_slots_.push_back(it->second.slot);  // FIFO: a freed slot is reused last
+  // Reusable after the next read(), which also deletes rows a program wrote
+  // for this slot after the maps above were cleared.
+  slots_.release(it->second.slot);
   vms_.erase(it);
   // Its threads asleep in D now: their wakeups no longer pass the filter.
   if (source_ == StealSource::kBpfIter) drop_orphan_dsleeps();
@@ -303,11 +302,13 @@ Status StealCollector::forget(const std::string& vm_id) {
 
 Status StealCollector::untrack(const std::string& vm_id) { return forget(vm_id); }
 
-Result<std::map<std::uint32_t, StealCollector::Raw>> StealCollector::collect_iter() const {
+Result<StealCollector::Collected> StealCollector::collect_iter() const {
   int fd = bpf_iter_create(bpf_link__fd(skel_->links.vmtide_steal_iter));
   if (fd < 0) return make_error(Errc::kBpfMap, "steal: creating the task iterator: " + errstr(errno));
-  std::map<std::uint32_t, Raw> out;
-  std::vector<char> buf(64 * 1024);
+  Collected out;
+  // Kept between reads: a tick must not allocate and fault in a fresh buffer.
+  iter_buf_.resize(64 * 1024);
+  std::vector<char>& buf = iter_buf_;
   std::size_t have = 0;
   for (;;) {
     ssize_t n = ::read(fd, buf.data() + have, buf.size() - have);
@@ -323,9 +324,21 @@ Result<std::map<std::uint32_t, StealCollector::Raw>> StealCollector::collect_ite
     for (; off + sizeof(vmtide_steal_iter_rec) <= have; off += sizeof(vmtide_steal_iter_rec)) {
       vmtide_steal_iter_rec r;
       std::memcpy(&r, buf.data() + off, sizeof r);
+      ProcRaw& p = out.procs[r.tgid];
+      p.cpu_ns += r.sum_exec_runtime_ns;
+      if (r.flags & VMTIDE_STEAL_REC_LEADER) {
+        p.leader = true;
+        p.cpu_ns += r.exited_runtime_ns;
+      }
+      if (r.flags & VMTIDE_STEAL_REC_MM) {
+        p.has_mm = true;
+        p.rss_pages = r.rss_pages;
+      }
       // The bitmap matched; a tid recycled by another process is filtered
       // in read() by its tgid.
-      out[r.tid] = Raw{r.run_delay_ns, r.pcount, r.sum_exec_runtime_ns, r.tgid};
+      if (r.flags & VMTIDE_STEAL_REC_VCPU) {
+        out.threads[r.tid] = Raw{r.run_delay_ns, r.pcount, r.sum_exec_runtime_ns, r.tgid};
+      }
     }
     std::memmove(buf.data(), buf.data() + off, have - off);
     have -= off;
@@ -334,21 +347,21 @@ Result<std::map<std::uint32_t, StealCollector::Raw>> StealCollector::collect_ite
   return out;
 }
 
-Result<std::map<std::uint32_t, StealCollector::Raw>> StealCollector::collect_procfs() const {
-  std::map<std::uint32_t, Raw> out;
+Result<StealCollector::Collected> StealCollector::collect_procfs() const {
+  Collected out;
   for (const auto& [id, vm] : vms_) {
     for (const auto& [tid, prev] : vm.prev) {
       auto text = read_text_file("/proc/" + std::to_string(vm.tgid) + "/task/" + std::to_string(tid) + "/schedstat");
       if (!text) continue;  // the thread exited
       auto s = parse_schedstat(*text);
       if (!s) continue;
-      out[tid] = Raw{s->wait_ns, s->pcount, s->run_ns, vm.tgid};
+      out.threads[tid] = Raw{s->wait_ns, s->pcount, s->run_ns, vm.tgid};
     }
   }
   return out;
 }
 
-Result<std::map<std::uint32_t, StealCollector::Raw>> StealCollector::collect() const {
+Result<StealCollector::Collected> StealCollector::collect() const {
   return source_ == StealSource::kBpfIter ? collect_iter() : collect_procfs();
 }
 
@@ -364,12 +377,13 @@ Result<vmtide_steal_hist> StealCollector::read_hist(std::uint32_t slot) const {
   return sum;
 }
 
-Result<std::map<std::uint32_t, std::map<std::uint32_t, vmtide_steal_preempt_val>>> StealCollector::read_preempt()
-    const {
-  std::map<std::uint32_t, std::map<std::uint32_t, vmtide_steal_preempt_val>> out;
+Result<std::vector<std::pair<vmtide_steal_preempt_key, vmtide_steal_preempt_val>>> StealCollector::read_preempt(
+    bool consume) const {
   std::vector<vmtide_steal_preempt_key> keys;
   std::vector<vmtide_steal_preempt_val> vals;
-  if (Status st = bpf::read_hash_map(skel_->maps.steal_preempt, ncpus_, keys, vals); !st) return st.error();
+  if (Status st = bpf::read_hash_map(skel_->maps.steal_preempt, ncpus_, keys, vals, consume); !st) return st.error();
+  std::vector<std::pair<vmtide_steal_preempt_key, vmtide_steal_preempt_val>> out;
+  out.reserve(keys.size());
   const std::size_t per = static_cast<std::size_t>(ncpus_);
   for (std::size_t i = 0; i < keys.size(); ++i) {
     vmtide_steal_preempt_val sum{};
@@ -379,8 +393,11 @@ Result<std::map<std::uint32_t, std::map<std::uint32_t, vmtide_steal_preempt_val>
       sum.waits += v.waits;
       if (sum.comm[0] == '\0' && v.comm[0] != '\0') std::memcpy(sum.comm, v.comm, sizeof sum.comm);
     }
-    out[keys[i].vm_slot][keys[i].tgid] = sum;
+    out.emplace_back(keys[i], sum);
   }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return a.first.vm_slot != b.first.vm_slot ? a.first.vm_slot < b.first.vm_slot : a.first.tgid < b.first.tgid;
+  });
   return out;
 }
 
@@ -389,31 +406,31 @@ Result<StealReading> StealCollector::read() {
   const std::uint64_t now_ns = monotonic_ns();
   r.interval_ns = now_ns - last_read_ns_;
   last_read_ns_ = now_ns;
+  // Slots untracked since the previous read become reusable; the orphan
+  // sweep below runs before any VM can take one.
+  slots_.settle();
 
   auto raw = collect();
   if (!raw) return raw.error();
-  std::map<std::uint32_t, std::map<std::uint32_t, vmtide_steal_preempt_val>> pre;
+  // Which slot belongs to which VM, for the per-slot maps below.
+  std::vector<Vm*> by_slot(slots_.size(), nullptr);
+  for (auto& [id, vm] : vms_) {
+    if (vm.slot < by_slot.size()) by_slot[vm.slot] = &vm;
+  }
+  const auto owned = [&](std::uint32_t slot) { return slot < by_slot.size() && by_slot[slot] != nullptr; };
+  std::vector<std::pair<vmtide_steal_preempt_key, vmtide_steal_preempt_val>> pre;
   if (detail_) {
-    auto p = read_preempt();
+    // Read and delete: each row is the wait since the previous read, and
+    // rows of preempting processes that exited do not pile up. A program
+    // adding to a row in the instant it is deleted loses that one wait.
+    auto p = read_preempt(true);
     if (!p) return p.error();
     pre = std::move(*p);
-    // Rows of a slot no VM owns: written by a program that passed the tid
-    // check just before an untrack cleared the bit. Delete them here so
-    // nothing leaks; the same for D-state sleeps of untracked processes.
+    // Rows of a slot no VM owns (a program passed the tid check just before
+    // an untrack cleared the bit) were deleted with the rest: drop them.
+    // The same for D-state sleeps of untracked processes.
     drop_orphan_dsleeps();
-    for (auto it = pre.begin(); it != pre.end();) {
-      const bool owned =
-          std::any_of(vms_.begin(), vms_.end(), [&](const auto& v) { return v.second.slot == it->first; });
-      if (owned) {
-        ++it;
-        continue;
-      }
-      for (const auto& [ptgid, val] : it->second) {
-        vmtide_steal_preempt_key key{it->first, ptgid};
-        bpf_map__delete_elem(skel_->maps.steal_preempt, &key, sizeof key, 0);
-      }
-      it = pre.erase(it);
-    }
+    std::erase_if(pre, [&](const auto& row) { return !owned(row.first.vm_slot); });
     std::vector<vmtide_steal_stats> st(static_cast<std::size_t>(ncpus_));
     std::uint32_t zero = 0;
     if (bpf_map__lookup_elem(skel_->maps.steal_stats, &zero, sizeof zero, st.data(),
@@ -428,22 +445,13 @@ Result<StealReading> StealCollector::read() {
       r.dsleep_map_full = dsleep_drops - dsleep_drops_prev_;
       dsleep_drops_prev_ = dsleep_drops;
     }
-  }
-
-  // Every VM's histogram row in one batched read (not one bpf() per VM).
-  std::map<std::uint32_t, vmtide_steal_hist> hists;
-  if (detail_) {
-    std::vector<std::uint32_t> slots;
-    std::vector<vmtide_steal_hist> rows;
-    if (Status st = bpf::read_hash_map(skel_->maps.steal_hist, ncpus_, slots, rows); !st) return st.error();
-    const std::size_t per = static_cast<std::size_t>(ncpus_);
-    for (std::size_t i = 0; i < slots.size(); ++i) {
-      if (std::none_of(vms_.begin(), vms_.end(), [&](const auto& v) { return v.second.slot == slots[i]; })) continue;
-      vmtide_steal_hist sum{};
-      for (std::size_t c = 0; c < per; ++c) add_hist(sum, rows[i * per + c]);
-      hists[slots[i]] = sum;
+    // Every VM's histogram row in one batched read of the slots in use.
+    if (Status rs = bpf::read_array_prefix(skel_->maps.steal_hist, ncpus_, slots_.span(), hist_rows_); !rs) {
+      return rs.error();
     }
   }
+  const std::size_t per = static_cast<std::size_t>(ncpus_);
+  const long page = sysconf(_SC_PAGESIZE);
 
   std::vector<std::string> gone;
   for (auto& [id, vm] : vms_) {
@@ -452,8 +460,8 @@ Result<StealReading> StealCollector::read() {
     // exited or is a zombie has no threads left. No extra /proc read.
     const std::uint32_t tgid = vm.tgid;
     const bool any_thread = std::any_of(vm.prev.begin(), vm.prev.end(), [&](const auto& kv) {
-      auto it = raw->find(kv.first);
-      return it != raw->end() && it->second.tgid == tgid;
+      auto it = raw->threads.find(kv.first);
+      return it != raw->threads.end() && it->second.tgid == tgid;
     });
     if (!any_thread) {
       gone.push_back(id);
@@ -463,10 +471,14 @@ Result<StealReading> StealCollector::read() {
     out.vm_id = id;
     out.tgid = vm.tgid;
     out.source = source_;
+    if (auto p = raw->procs.find(vm.tgid); p != raw->procs.end() && p->second.leader) {
+      out.process_cpu_ns = p->second.cpu_ns;
+      if (p->second.has_mm && page > 0) out.rss_bytes = p->second.rss_pages * static_cast<std::uint64_t>(page);
+    }
     std::vector<std::uint32_t> exited;
     for (auto& [tid, prev] : vm.prev) {
-      auto it = raw->find(tid);
-      if (it == raw->end() || it->second.tgid != vm.tgid) {
+      auto it = raw->threads.find(tid);
+      if (it == raw->threads.end() || it->second.tgid != vm.tgid) {
         exited.push_back(tid);
         continue;
       }
@@ -490,9 +502,12 @@ Result<StealReading> StealCollector::read() {
       continue;
     }
     if (detail_) {
-      auto row = hists.find(vm.slot);
-      if (row == hists.end()) return make_error(Errc::kBpfMap, "steal: no histogram row " + std::to_string(vm.slot));
-      const vmtide_steal_hist* h = &row->second;
+      if ((vm.slot + 1) * per > hist_rows_.size()) {
+        return make_error(Errc::kBpfMap, "steal: no histogram row " + std::to_string(vm.slot));
+      }
+      vmtide_steal_hist sum{};
+      for (std::size_t c = 0; c < per; ++c) add_hist(sum, hist_rows_[vm.slot * per + c]);
+      const vmtide_steal_hist* h = &sum;
       out.has_detail = true;
       out.hist_wait_ns = h->wait_ns - vm.hist_prev.wait_ns;
       out.hist_waits = h->waits - vm.hist_prev.waits;
@@ -500,14 +515,16 @@ Result<StealReading> StealCollector::read() {
       out.dstate_ns = h->dstate_ns - vm.hist_prev.dstate_ns;
       for (int i = 0; i < VMTIDE_STEAL_HIST_SLOTS; ++i) out.wait_hist_log2_us[i] = h->slots[i] - vm.hist_prev.slots[i];
       vm.hist_prev = *h;
-      for (const auto& [ptgid, val] : pre[vm.slot]) {
-        const auto& was = vm.preempt_prev[ptgid];
-        const std::uint64_t d = val.wait_ns - was.wait_ns;
-        if (d != 0) {
-          out.top_preemptors.push_back(
-              Preemptor{ptgid, std::string(val.comm, strnlen(val.comm, sizeof val.comm)), d, val.waits - was.waits});
+      // This VM's preemptor rows: `pre` is sorted by slot.
+      auto first = std::lower_bound(pre.begin(), pre.end(), vm.slot,
+                                    [](const auto& row, std::uint32_t slot) { return row.first.vm_slot < slot; });
+      for (auto pre_it = first; pre_it != pre.end() && pre_it->first.vm_slot == vm.slot; ++pre_it) {
+        const vmtide_steal_preempt_val& val = pre_it->second;
+        if (val.wait_ns != 0) {
+          out.top_preemptors.push_back(Preemptor{pre_it->first.tgid,
+                                                 std::string(val.comm, strnlen(val.comm, sizeof val.comm)),
+                                                 val.wait_ns, val.waits});
         }
-        vm.preempt_prev[ptgid] = val;
       }
       std::sort(out.top_preemptors.begin(), out.top_preemptors.end(),
                 [](const Preemptor& a, const Preemptor& b) { return a.steal_ns > b.steal_ns; });

@@ -10,13 +10,13 @@
 
 #include <array>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "bpf_support.h"
 #include "vmtide/bpf/skeleton.h"
 #include "vmtide/bpf_abi.h"
 #include "vmtide/result.h"
@@ -73,6 +73,13 @@ struct VmSteal {
   std::uint64_t hist_self_wait_ns = 0;                                     // part spent behind the VM's own threads
   std::array<std::uint64_t, VMTIDE_STEAL_HIST_SLOTS> wait_hist_log2_us{};  // [i]: waits in [2^i, 2^(i+1)) µs
   std::vector<Preemptor> top_preemptors;                                   // other processes, most steal first
+  // The whole process from the same iterator read: CPU time of every thread,
+  // live and exited, so far (ns, monotonic; what /proc/<pid>/stat's
+  // utime + stime approximate in clock ticks) and resident bytes (its field
+  // 24). nullopt with the procfs source, or when the read did not see the
+  // process's leader thread.
+  std::optional<std::uint64_t> process_cpu_ns;
+  std::optional<std::uint64_t> rss_bytes;
   // D-state sleep of all the VM process's threads (vCPUs and I/O threads),
   // counted when each sleep ends. Only detail mode measures it: nullopt
   // without it (not zero: nobody looked).
@@ -139,21 +146,35 @@ class StealCollector {
     std::uint64_t run_delay_ns = 0, pcount = 0, run_ns = 0;
     std::uint32_t tgid = 0;
   };
+  // A tracked process, summed over its threads by collect_iter().
+  struct ProcRaw {
+    std::uint64_t cpu_ns = 0;  // live threads' runtime + the leader's exited_runtime_ns
+    std::uint64_t rss_pages = 0;
+    bool leader = false;  // cpu_ns is complete
+    bool has_mm = false;  // rss_pages is valid
+  };
+  struct Collected {
+    std::map<std::uint32_t, Raw> threads;  // tracked vCPU threads by tid
+    std::map<std::uint32_t, ProcRaw> procs;  // by tgid; empty with the procfs source
+  };
   struct Vm {
     std::uint32_t tgid = 0;
     std::uint32_t slot = 0;
     std::map<std::uint32_t, Raw> prev;  // tid -> counters at the previous read
     vmtide_steal_hist hist_prev{};
-    std::map<std::uint32_t, vmtide_steal_preempt_val> preempt_prev;  // tgid -> sums
   };
 
   StealCollector(const Options& opts, StealProbe probe);
   [[nodiscard]] Status load();
-  [[nodiscard]] Result<std::map<std::uint32_t, Raw>> collect_iter() const;
-  [[nodiscard]] Result<std::map<std::uint32_t, Raw>> collect_procfs() const;
-  [[nodiscard]] Result<std::map<std::uint32_t, Raw>> collect() const;
+  [[nodiscard]] Result<Collected> collect_iter() const;
+  [[nodiscard]] Result<Collected> collect_procfs() const;
+  [[nodiscard]] Result<Collected> collect() const;
   [[nodiscard]] Result<vmtide_steal_hist> read_hist(std::uint32_t slot) const;
-  [[nodiscard]] Result<std::map<std::uint32_t, std::map<std::uint32_t, vmtide_steal_preempt_val>>> read_preempt() const;
+  // Every (VM slot, preempting tgid) row, summed over CPUs, sorted by key.
+  // With `consume` the rows are deleted as they are read: the values are
+  // then the waits since the previous consuming read.
+  [[nodiscard]] Result<std::vector<std::pair<vmtide_steal_preempt_key, vmtide_steal_preempt_val>>> read_preempt(
+      bool consume) const;
   [[nodiscard]] Status set_bit(bpf_map* bitmap, std::uint32_t id, bool on);
   [[nodiscard]] Status set_tid_bit(std::uint32_t tid, bool on);
   // Deletes the D-state entries of processes no tracked VM owns.
@@ -169,7 +190,9 @@ class StealCollector {
   int ncpus_ = 1;
   std::uint32_t bitmap_words_ = 0;
   std::map<std::string, Vm> vms_;
-  std::deque<std::uint32_t> free_slots_;
+  bpf::SlotPool slots_;
+  mutable std::vector<char> iter_buf_;         // collect_iter()'s buffer, kept between ticks
+  std::vector<vmtide_steal_hist> hist_rows_;  // read()'s buffer, kept between ticks
   std::uint64_t last_read_ns_ = 0;
   std::uint64_t drops_prev_ = 0;
   std::uint64_t dsleep_drops_prev_ = 0;

@@ -3,9 +3,11 @@
 #include "procfs.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <fstream>
 #include <iterator>
@@ -30,9 +32,21 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
   return out;
 }
 
+// The whole file, or "" when it cannot be read. open/read, not ifstream:
+// a rescan reads the comm of every QEMU process and of all their threads.
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
 }
 
 std::optional<std::string> read_link(const std::string& path) {
@@ -223,7 +237,11 @@ std::vector<QemuProcess> scan_qemu_processes(const std::string& proc_root,
       }
     }
     const std::string dir = proc_root + "/" + std::to_string(pid);
-    const std::string comm = read_file(dir + "/comm");
+    // A QEMU process found by an earlier scan needs no comm read between
+    // full scans: its task listing below says whether it still exists, and
+    // the agent notices an exit at its next tick anyway.
+    const bool known = cache != nullptr && !full && cache->by_pid.count(pid) != 0;
+    const std::string comm = known ? std::string("qemu-system") : read_file(dir + "/comm");
     const bool wanted = comm.rfind("qemu-system", 0) == 0 || extra;
     if (!wanted) {
       if (cache != nullptr && !comm.empty()) {
