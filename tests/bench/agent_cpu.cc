@@ -11,8 +11,12 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -83,6 +87,48 @@ double peak_rss_mib(pid_t pid) {
     if (key == "VmHWM:") in >> kib;
   }
   return kib / 1024.0;
+}
+
+// The baseline, measured in the same run: what a plain /proc poller pays
+// for the same VMs once a second (each VM's /proc/<pid>/stat for CPU and
+// RSS, and each of its threads' schedstat for run-queue wait: tier 1's
+// information without BPF, with open/read/close and no caching). Returns
+// its CPU time as a share of one core (thread CPU time over wall time).
+std::string slurp(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+double procfs_poll_cpu_pct(const std::vector<pid_t>& vms, int seconds) {
+  auto thread_cpu = [] {
+    timespec t{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
+  };
+  const double c0 = thread_cpu();
+  const auto t0 = Clock::now();
+  std::size_t bytes = 0;
+  for (int tick = 0; tick < seconds; ++tick) {
+    for (pid_t p : vms) {
+      const std::string dir = "/proc/" + std::to_string(p);
+      bytes += slurp(dir + "/stat").size();
+      if (DIR* d = opendir((dir + "/task").c_str())) {
+        while (dirent* e = readdir(d)) {
+          if (e->d_name[0] != '.') bytes += slurp(dir + "/task/" + e->d_name + "/schedstat").size();
+        }
+        closedir(d);
+      }
+    }
+    std::this_thread::sleep_until(t0 + std::chrono::seconds(tick + 1));
+  }
+  const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (bytes == 0) return 0;
+  return 100.0 * (thread_cpu() - c0) / wall;
 }
 
 int run() {
@@ -168,7 +214,17 @@ int run() {
   const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
   const double cpu = proc_cpu_seconds(agent) - cpu0;
   const double rss = peak_rss_mib(agent);
+  // The baseline, with the agent stopped so the two do not share the CPUs.
+  kill(agent, SIGSTOP);
+  const int base_seconds = std::min(seconds, 20);
+  progress("agent-cpu: baseline, a plain /proc poller over the same VMs for %d s", base_seconds);
+  const double base = procfs_poll_cpu_pct(vms, base_seconds);
+  kill(agent, SIGCONT);
   cleanup();
+  report.metric("procfs_poll_cpu_pct", base);
+  if (base > 0) report.metric("ratio_to_procfs_poll", (100.0 * cpu / wall) / base);
+  report.note("baseline", "procfs_poll_cpu_pct: the same VMs polled once a second through /proc/<pid>/stat and "
+                          "every thread's schedstat, in this process, for up to 20 s after the agent's window");
 
   report.metric("agent_cpu_pct_of_core", 100.0 * cpu / wall);
   report.metric("agent_peak_rss_mib", rss);
