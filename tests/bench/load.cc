@@ -6,8 +6,8 @@
 // runs; VMTIDE_LOAD_AGENTS and VMTIDE_LOAD_VMS change the shape).
 //
 // Measured on the controller: CPU as % of one core over the window (utime +
-// stime from /proc/PID/stat), peak RSS (VmHWM), RSS 20 s into the window and
-// at its end (memory must stay bounded), and the messages it lost: seq gaps
+// stime from /proc/PID/stat), peak RSS (VmHWM), RSS 20 s into the window,
+// halfway and at its end (memory must stay bounded), and the messages it lost: seq gaps
 // as its model counts them (health.json on its control socket, "lost") and,
 // as a cross-check that also sees a lost tail, published minus accepted.
 //
@@ -387,11 +387,13 @@ int main(int argc, char** argv) {
     const double c0 = proc_cpu_s(ctl);
     const auto t0 = agent::mono_now_ns();
     double rss_20 = NAN;
+    double rss_half = NAN;
     double cpu_20 = NAN;
     late_ns = 0;
     const std::uint64_t sent = run_window(
         agents, vms, seconds, tick,
         [&](int s) {
+          if (s == seconds / 2) rss_half = proc_status_mib(ctl, "VmRSS");
           if (s == std::min(20, seconds)) {
             rss_20 = proc_status_mib(ctl, "VmRSS");
             cpu_20 = proc_cpu_s(ctl);
@@ -414,6 +416,9 @@ int main(int argc, char** argv) {
     rep.metric("peak_rss_mib", hwm);
     rep.metric("rss_mib_at_20s", rss_20);
     rep.metric("rss_mib_at_end", rss_end);
+    // The first decision rounds grow the heap to its working size; after
+    // that it must not grow: the second half of the window shows it.
+    rep.metric("rss_mib_growth_second_half", rss_end - rss_half);
     if (seconds > 20) rep.metric("ctrl_cpu_pct_after_20s", (c1 - cpu_20) / (wall - 20) * 100);
     rep.metric("msgs_per_s", static_cast<double>(sent) / wall);
     rep.metric("agents", n_agents);
