@@ -35,7 +35,6 @@
 #include <memory>
 #include <optional>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -65,32 +64,8 @@ void sleep_until_mono(std::uint64_t t_ns) {
   }
 }
 
-// utime + stime of a process, in seconds.
-double proc_cpu_s(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto rp = s.rfind(')');
-  if (rp == std::string::npos) return NAN;
-  std::istringstream rest(s.substr(rp + 2));
-  std::string field;
-  // Fields 3.. after the command; utime and stime are fields 14 and 15.
-  unsigned long long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14) utime = std::stoull(field);
-    if (i == 15) stime = std::stoull(field);
-  }
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-// A "VmHWM:" / "VmRSS:" line of /proc/PID/status, in MiB.
-double proc_status_mib(pid_t pid, const std::string& key) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(key + ":", 0) == 0) return std::strtod(line.c_str() + key.size() + 1, nullptr) / 1024.0;
-  }
-  return NAN;
-}
+using bench::proc_cpu_seconds;
+using bench::proc_status_mib;
 
 pid_t spawn(const std::vector<std::string>& args, const std::string& log_path) {
   const pid_t pid = fork();
@@ -365,11 +340,11 @@ int main(int argc, char** argv) {
   const pid_t drain_pid = spawn({self, "--drain", endpoints_file}, dir + "/drain.log");
   double base_cpu_pct = NAN;
   if (await_joined(agents, joined, 1, agent::mono_now_ns() + 60 * kSecond, drain_pid)) {
-    const double c0 = proc_cpu_s(drain_pid);
+    const double c0 = proc_cpu_seconds(drain_pid);
     const auto t0 = agent::mono_now_ns();
     run_window(
         agents, vms, base_seconds, tick, [](int) {}, &late_ns);
-    base_cpu_pct = (proc_cpu_s(drain_pid) - c0) / (static_cast<double>(agent::mono_now_ns() - t0) / 1e9) * 100;
+    base_cpu_pct = (proc_cpu_seconds(drain_pid) - c0) / (static_cast<double>(agent::mono_now_ns() - t0) / 1e9) * 100;
     bench::progress("baseline: bare SUB %.2f %% of a core", base_cpu_pct);
   } else {
     rc = 1;
@@ -384,7 +359,7 @@ int main(int argc, char** argv) {
   if (ok && !await_joined(agents, joined, 3, agent::mono_now_ns() + 120 * kSecond, ctl)) ok = false;
   if (ok) {
     bench::progress("controller %d subscribed to all %d agents", ctl, n_agents);
-    const double c0 = proc_cpu_s(ctl);
+    const double c0 = proc_cpu_seconds(ctl);
     const auto t0 = agent::mono_now_ns();
     double rss_20 = NAN;
     double rss_half = NAN;
@@ -396,16 +371,16 @@ int main(int argc, char** argv) {
           if (s == seconds / 2) rss_half = proc_status_mib(ctl, "VmRSS");
           if (s == std::min(20, seconds)) {
             rss_20 = proc_status_mib(ctl, "VmRSS");
-            cpu_20 = proc_cpu_s(ctl);
+            cpu_20 = proc_cpu_seconds(ctl);
           }
           if (s % 10 == 0) {
             bench::progress("  %3d s: controller RSS %.1f MiB, CPU %.1f s", s, proc_status_mib(ctl, "VmRSS"),
-                            proc_cpu_s(ctl) - c0);
+                            proc_cpu_seconds(ctl) - c0);
           }
         },
         &late_ns);
     const double wall = static_cast<double>(agent::mono_now_ns() - t0) / 1e9;
-    const double c1 = proc_cpu_s(ctl);
+    const double c1 = proc_cpu_seconds(ctl);
     const double rss_end = proc_status_mib(ctl, "VmRSS");
     const double hwm = proc_status_mib(ctl, "VmHWM");
     // Let the controller drain what is in flight, then ask it.
