@@ -10,7 +10,11 @@
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -87,6 +91,32 @@ class Report {
   std::map<std::string, std::string> notes_;
   std::map<std::string, std::string> raw_;
 };
+
+// CPU time (utime + stime, /proc/PID/stat) of a process, in seconds.
+inline double proc_cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = s.rfind(')');  // the command may hold spaces and parentheses
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(s.substr(close + 2));
+  std::string f;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> f; ++i) {
+    if (i == 14) utime = std::stoull(f);
+    if (i == 15) stime = std::stoull(f);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// A kB line of /proc/PID/status ("VmHWM", "VmRSS"), in MiB; NAN if absent.
+inline double proc_status_mib(pid_t pid, const std::string& key) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(key + ":", 0) == 0) return std::strtod(line.c_str() + key.size() + 1, nullptr) / 1024.0;
+  }
+  return NAN;
+}
 
 // A progress line on stderr, printf-checked.
 [[gnu::format(printf, 1, 2)]] inline void progress(const char* fmt, ...) {

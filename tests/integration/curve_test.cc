@@ -3,7 +3,8 @@
 // keygen` writes a private .key and a public .pub and never overwrites by
 // accident; the agent refuses a secret key others can read; with CURVE on,
 // only subscribers holding the agent's public key receive anything, and
-// `vmtide tap --server-key` prints the stream.
+// `vmtide tap --server-key` prints the stream; with an allow-list, only
+// listed client keys do.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -16,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <variant>
@@ -236,6 +238,86 @@ TEST(CurveStream, OnlySubscribersWithTheAgentKeyReceive) {
   EXPECT_EQ(plain_watch.succeeded, 0);
   EXPECT_GE(wrong_watch.failed, 1) << "the wrong-key subscriber never reached the agent";
   EXPECT_EQ(wrong_watch.succeeded, 0);
+}
+
+// publish.curve_allowed_clients: the agent's ZAP handler admits only the
+// listed client keys. A subscriber holding the agent's key but another
+// client key is turned away at the handshake and gets nothing, while a
+// listed one receives; an allow-list others may write is refused.
+TEST(CurveAllowList, OnlyListedClientKeysReceive) {
+  TempDir dir;
+  ASSERT_EQ(run({kCli, "keygen", dir / "agent"}, dir).status, 0);
+  ASSERT_EQ(run({kCli, "keygen", dir / "listed"}, dir).status, 0);
+  ASSERT_EQ(run({kCli, "keygen", dir / "unlisted"}, dir).status, 0);
+  const std::string allowed = dir / "allowed";
+  ASSERT_EQ(mkdir(allowed.c_str(), 0755), 0);
+  std::filesystem::copy_file(dir / "listed.pub", allowed + "/listed.pub");
+  ASSERT_EQ(chmod((allowed + "/listed.pub").c_str(), 0644), 0);
+
+  auto args = curve_agent_args(dir / "agent.key");
+  args.insert(args.end(), {"--curve-allow", allowed});
+  AgentProcess agent(args);
+  const auto ep = agent.endpoint();
+  ASSERT_TRUE(ep) << "agent never reported its endpoint; log:\n" << agent.log;
+
+  zmq::context_t ctx;
+  zmq::socket_t outsider = subscriber(ctx);
+  Status st = wire::curve::configure_subscriber(outsider, dir / "agent.pub", dir / "unlisted.key");
+  ASSERT_TRUE(st) << st.error().message();
+  HandshakeWatch outsider_watch(ctx, outsider, "outsider");
+  outsider.connect(*ep);
+  zmq::socket_t member = subscriber(ctx);
+  st = wire::curve::configure_subscriber(member, dir / "agent.pub", dir / "listed.key");
+  ASSERT_TRUE(st) << st.error().message();
+  HandshakeWatch member_watch(ctx, member, "member");
+  member.connect(*ep);
+
+  int hbs = 0, outsider_frames = 0;
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  while ((hbs < 3 || outsider_watch.failed == 0) && Clock::now() < deadline) {
+    zmq::pollitem_t items[] = {{member.handle(), 0, ZMQ_POLLIN, 0},
+                               {outsider.handle(), 0, ZMQ_POLLIN, 0},
+                               {outsider_watch.socket().handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 3, std::chrono::milliseconds(200));
+    for (;;) {
+      auto m = wire::recv_message(member, zmq::recv_flags::dontwait);
+      ASSERT_TRUE(m) << m.error().message();
+      if (!m->has_value()) break;
+      hbs += std::holds_alternative<wire::Heartbeat>((**m).body);
+    }
+    outsider_frames += discard(outsider);
+    outsider_watch.drain();
+    member_watch.drain();
+  }
+  outsider_frames += discard(outsider);
+  EXPECT_GE(hbs, 3) << "the listed client received too little; log:\n" << agent.log;
+  EXPECT_GE(member_watch.succeeded, 1);
+  EXPECT_EQ(outsider_frames, 0) << "a client key not in the allow-list received data";
+  EXPECT_GE(outsider_watch.failed, 1) << "the unlisted client never reached the agent";
+  EXPECT_EQ(outsider_watch.succeeded, 0);
+  EXPECT_TRUE(agent.wait_for(std::regex("CURVE clients allowed: 1 key\\(s\\)"))) << agent.log;
+
+  // An allow-list that group or others may write lets them in: refused,
+  // with the fix. A .pub in it gets the same rule.
+  const std::vector<std::string> check = {kAgent,          "--check-config", "--curve-secret-key", dir / "agent.key",
+                                          "--curve-allow", allowed};
+  ASSERT_EQ(chmod(allowed.c_str(), 0775), 0);
+  const Ran open_dir = run(check, dir);
+  EXPECT_EQ(open_dir.status, 1) << open_dir.err;
+  EXPECT_NE(open_dir.err.find("fix: chmod go-w " + allowed), std::string::npos) << open_dir.err;
+  ASSERT_EQ(chmod(allowed.c_str(), 0755), 0);
+  ASSERT_EQ(chmod((allowed + "/listed.pub").c_str(), 0666), 0);
+  const Ran open_file = run(check, dir);
+  EXPECT_EQ(open_file.status, 1) << open_file.err;
+  EXPECT_NE(open_file.err.find("listed.pub has mode 0666"), std::string::npos) << open_file.err;
+  ASSERT_EQ(chmod((allowed + "/listed.pub").c_str(), 0644), 0);
+  const Ran fine = run(check, dir);
+  EXPECT_EQ(fine.status, 0) << fine.err;
+  EXPECT_NE(fine.err.find("1 client key(s) allowed"), std::string::npos) << fine.err;
+  // Without CURVE an allow-list means nothing: a configuration error.
+  const Ran lonely = run({kAgent, "--check-config", "--curve-allow", allowed}, dir);
+  EXPECT_EQ(lonely.status, 1);
+  EXPECT_NE(lonely.err.find("needs publish.curve_secret_key"), std::string::npos) << lonely.err;
 }
 
 TEST(CurveKeygen, PrivateFilesNoOverwriteAndTheAgentRefusesAnOpenKey) {

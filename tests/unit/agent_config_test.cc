@@ -28,6 +28,7 @@ interval = 2
 [publish]
 endpoint = "tcp://10.0.0.7:7470"
 curve_secret_key = "/etc/vmtide/agent.key"
+curve_allowed_clients = ["/etc/vmtide/clients", "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"]
 [discovery]
 source = "procfs"
 extra_pids = [123, 456]
@@ -40,6 +41,8 @@ dirty = false
   EXPECT_DOUBLE_EQ(c->interval_s, 2.0);
   EXPECT_EQ(c->endpoint, "tcp://10.0.0.7:7470");
   EXPECT_EQ(c->curve_secret_key, "/etc/vmtide/agent.key");
+  EXPECT_EQ(c->curve_allowed_clients,
+            (std::vector<std::string>{"/etc/vmtide/clients", "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"}));
   EXPECT_EQ(c->discovery, "procfs");
   EXPECT_EQ(c->extra_pids, (std::vector<std::uint32_t>{123, 456}));
   EXPECT_TRUE(c->qmp_sockets);
@@ -64,6 +67,8 @@ TEST(AgentConfig, MistakesAreNamed) {
       {"[publish]\nendpoint = \"7470\"\n", "publish.endpoint '7470'"},
       {"[publish]\ncurve_secret_key = true\n", "t.toml:2: 'curve_secret_key' must be a string"},
       {"[publish]\nendpoint = \"inproc://x\"\ncurve_secret_key = \"a.key\"\n", "CURVE does not apply to inproc"},
+      {"[publish]\ncurve_allowed_clients = \"k.pub\"\n", "'curve_allowed_clients' must be"},
+      {"[publish]\ncurve_allowed_clients = [\"k.pub\"]\n", "curve_allowed_clients needs publish.curve_secret_key"},
       {"[collectors]\ndirty_window = 40\n", "dirty_window must be > 0 and <= collectors.dirty_period"},
       {"[agent\n", "t.toml:1:"},
   };

@@ -38,10 +38,11 @@ Result<AgentConfig> parse_config(std::string_view text, const std::string& sourc
     if (k == "interval") return get(s, n, k, &c.interval_s);
     return get(s, n, k, &c.log_level);
   });
-  if (st) st = walk(root, s, "publish", {"endpoint", "sndhwm", "curve_secret_key"},
+  if (st) st = walk(root, s, "publish", {"endpoint", "sndhwm", "curve_secret_key", "curve_allowed_clients"},
                     [&](const std::string& k, const toml::node& n) {
     if (k == "endpoint") return get(s, n, k, &c.endpoint);
     if (k == "curve_secret_key") return get(s, n, k, &c.curve_secret_key);
+    if (k == "curve_allowed_clients") return get(s, n, k, &c.curve_allowed_clients);
     return get(s, n, k, &c.sndhwm);
   });
   if (st) st = walk(root, s, "metrics", {"listen"}, [&](const std::string& k, const toml::node& n) {
@@ -93,6 +94,9 @@ Status validate(const AgentConfig& c) {
     // inproc:// bypasses ZMTP, so libzmq would silently skip the handshake.
     return bad("publish.curve_secret_key: CURVE does not apply to inproc:// endpoints");
   }
+  if (!c.curve_allowed_clients.empty() && c.curve_secret_key.empty()) {
+    return bad("publish.curve_allowed_clients needs publish.curve_secret_key: without CURVE, clients have no key");
+  }
   if (c.metrics_listen != "off" && c.metrics_listen.rfind(':') == std::string::npos) {
     return bad("metrics.listen '" + c.metrics_listen + "': use ADDRESS:PORT (e.g. 0.0.0.0:9470) or \"off\"");
   }
@@ -111,10 +115,13 @@ Status validate(const AgentConfig& c) {
 std::string to_toml(const AgentConfig& c) {
   toml::array pids;
   for (auto p : c.extra_pids) pids.push_back(static_cast<std::int64_t>(p));
+  toml::array allowed;
+  for (const auto& a : c.curve_allowed_clients) allowed.push_back(a);
   toml::table t{
       {"agent", toml::table{{"host", c.host}, {"interval", c.interval_s}, {"log_level", c.log_level}}},
       {"publish",
-       toml::table{{"endpoint", c.endpoint}, {"sndhwm", c.sndhwm}, {"curve_secret_key", c.curve_secret_key}}},
+       toml::table{{"endpoint", c.endpoint}, {"sndhwm", c.sndhwm}, {"curve_secret_key", c.curve_secret_key},
+                   {"curve_allowed_clients", allowed}}},
       {"metrics", toml::table{{"listen", c.metrics_listen}}},
       {"discovery", toml::table{{"source", c.discovery}, {"libvirt_uri", c.libvirt_uri}, {"extra_pids", pids},
                                 {"rescan_interval", c.rescan_interval_s}, {"qmp_sockets", c.qmp_sockets}}},

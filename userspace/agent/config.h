@@ -25,6 +25,9 @@ struct AgentConfig {
   std::string endpoint = "tcp://*:7470";
   int sndhwm = 10000;
   std::string curve_secret_key;  // the agent's .key file (vmtide keygen); empty: no CURVE
+  // Who may subscribe with CURVE: Z85 keys, key files or directories of
+  // .pub files (vmtide/wire/zap.h); empty: any client with the agent's key.
+  std::vector<std::string> curve_allowed_clients;
   // [metrics]
   std::string metrics_listen = "0.0.0.0:9470";  // "off" disables /metrics
   // [discovery]

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@
 #include "sampler.h"
 #include "vmtide/version.h"
 #include "vmtide/wire/curve.h"
+#include "vmtide/wire/zap.h"
 
 namespace {
 
@@ -42,6 +44,7 @@ struct Flags {
   std::optional<double> interval;
   std::optional<int> sndhwm;
   std::vector<std::uint32_t> pids;
+  std::vector<std::string> curve_allowed_clients;
   bool no_bpf = false;
   std::uint64_t ticks = 0;
   double wait_subscriber_s = 0;
@@ -56,6 +59,7 @@ void apply(const Flags& f, vmtide::agent::AgentConfig& c) {
   if (f.log_level) c.log_level = *f.log_level;
   if (f.interval) c.interval_s = *f.interval;
   if (f.sndhwm) c.sndhwm = *f.sndhwm;
+  if (!f.curve_allowed_clients.empty()) c.curve_allowed_clients = f.curve_allowed_clients;
   if (f.curve_secret_key) c.curve_secret_key = *f.curve_secret_key;
   if (!f.pids.empty()) c.extra_pids = f.pids;
   if (f.no_bpf) c.bpf = false;
@@ -63,10 +67,12 @@ void apply(const Flags& f, vmtide::agent::AgentConfig& c) {
 
 // The config file, or the defaults when the default file does not exist;
 // then the flags on top, then validation, which includes reading the CURVE
-// secret key (into `*curve` when set): a key the agent cannot use is a
-// configuration error, found by --check-config too.
+// secret key (into `*curve` when set) and the allowed client keys (into
+// `*allowed`): a key the agent cannot use is a configuration error, found
+// by --check-config too.
 vmtide::Result<vmtide::agent::AgentConfig> effective_config(const Flags& f, bool explicit_path,
-                                                            std::optional<vmtide::wire::curve::KeyPair>* curve) {
+                                                            std::optional<vmtide::wire::curve::KeyPair>* curve,
+                                                            std::optional<std::set<std::string>>* allowed = nullptr) {
   using namespace vmtide;
   agent::AgentConfig c;
   auto loaded = agent::load_config(f.config);
@@ -81,6 +87,11 @@ vmtide::Result<vmtide::agent::AgentConfig> effective_config(const Flags& f, bool
     auto keys = wire::curve::load_secret_key_file(c.curve_secret_key);
     if (!keys) return make_error(keys.error().code, "publish.curve_secret_key: " + keys.error().context);
     if (curve != nullptr) *curve = std::move(keys).value();
+  }
+  if (!c.curve_allowed_clients.empty()) {
+    auto keys = wire::curve::load_allowed_clients(c.curve_allowed_clients);
+    if (!keys) return make_error(keys.error().code, "publish.curve_allowed_clients: " + keys.error().context);
+    if (allowed != nullptr) *allowed = std::move(keys).value();
   }
   return c;
 }
@@ -103,6 +114,9 @@ int main(int argc, char** argv) {
   app.add_option("--metrics", f.metrics, "serve /metrics on ADDRESS:PORT, or 'off' [metrics.listen]");
   app.add_option("--curve-secret-key", f.curve_secret_key,
                  "encrypt the stream with CURVE using this .key file from `vmtide keygen` [publish.curve_secret_key]");
+  app.add_option("--curve-allow", f.curve_allowed_clients,
+                 "with CURVE, admit only this client key (Z85, key file or directory of .pub files); repeatable "
+                 "[publish.curve_allowed_clients]");
   app.add_option("--sndhwm", f.sndhwm, "messages queued per subscriber before it loses some [publish.sndhwm]");
   app.add_option("--log-level", f.log_level, "trace, debug, info, warn, error [agent.log_level]");
   app.add_option("--ticks", f.ticks, "stop after this many samples (0: until SIGINT/SIGTERM)");
@@ -114,7 +128,8 @@ int main(int argc, char** argv) {
   const bool explicit_config = config_opt->count() > 0;
 
   std::optional<wire::curve::KeyPair> curve;
-  auto cfg_r = effective_config(f, explicit_config, &curve);
+  std::optional<std::set<std::string>> allowed;
+  auto cfg_r = effective_config(f, explicit_config, &curve, &allowed);
   if (f.check_config) {
     if (!cfg_r) {
       std::fprintf(stderr, "vmtide-agent: configuration error: %s\n", cfg_r.error().context.c_str());
@@ -125,6 +140,9 @@ int main(int argc, char** argv) {
                  access(f.config.c_str(), R_OK) == 0 ? "" : ", not found: defaults");
     if (curve) {
       std::fprintf(stderr, "vmtide-agent: CURVE on; subscribers need public key %s\n", curve->public_z85.c_str());
+    }
+    if (allowed) {
+      std::fprintf(stderr, "vmtide-agent: %zu client key(s) allowed\n", allowed->size());
     }
     return 0;
   }
@@ -148,6 +166,17 @@ int main(int argc, char** argv) {
   sigaction(SIGHUP, &hup, nullptr);
 
   zmq::context_t ctx;
+  // The allow-list's ZAP handler must answer before the socket it guards
+  // accepts a connection; declared after the context, so destroyed first.
+  std::unique_ptr<wire::curve::ZapHandler> zap;
+  if (allowed) {
+    auto z = wire::curve::ZapHandler::start(ctx, std::move(*allowed));
+    if (!z) {
+      std::fprintf(stderr, "vmtide-agent: %s\n", z.error().message().c_str());
+      return 1;
+    }
+    zap = std::move(z).value();
+  }
   const std::string curve_public = curve ? curve->public_z85 : "";
   auto pub = agent::Publisher::create(
       ctx, {.endpoint = cfg.endpoint, .host = cfg.host, .sndhwm = cfg.sndhwm, .curve = std::move(curve)});
@@ -216,6 +245,12 @@ int main(int argc, char** argv) {
     spdlog::info("stream not encrypted: anyone who reaches {} can read it (docs/security.md)", (*pub)->endpoint());
   } else {
     spdlog::info("CURVE on ({}): subscribers need the public key {}", cfg.curve_secret_key, curve_public);
+    if (zap) {
+      spdlog::info("CURVE clients allowed: {} key(s) from publish.curve_allowed_clients; others are refused",
+                   zap->size());
+    } else {
+      spdlog::info("CURVE clients allowed: any that holds the public key (no publish.curve_allowed_clients)");
+    }
   }
 
   if (f.wait_subscriber_s > 0) {

@@ -40,6 +40,9 @@ Result<std::unique_ptr<Publisher>> Publisher::create(zmq::context_t& ctx, Publis
   try {
     zmq::socket_t sock(ctx, zmq::socket_type::xpub);
     sock.set(zmq::sockopt::sndhwm, opts.sndhwm);
+    // Refuse a send that would overflow a subscriber's queue, so publish()
+    // can count it (publisher.h).
+    sock.set(zmq::sockopt::xpub_nodrop, true);
     sock.set(zmq::sockopt::linger, 0);
     // ZMTP heartbeats: a vanished subscriber is noticed within ~3 s.
     sock.set(zmq::sockopt::heartbeat_ivl, 1000);
@@ -80,12 +83,23 @@ bool Publisher::publish(wire::Message::Body body, std::uint64_t interval_ns, wir
   // the gap and count the loss.
   ++seq_;
   auto sent = wire::send_message(sock_, m, zmq::send_flags::dontwait);
+  if (sent && !*sent) {
+    // Some subscriber's queue is full (NODROP refused the whole message):
+    // count it, and give it to the others without blocking.
+    ++dropped_;
+    try {
+      sock_.set(zmq::sockopt::xpub_nodrop, false);
+      sent = wire::send_message(sock_, m, zmq::send_flags::dontwait);
+      sock_.set(zmq::sockopt::xpub_nodrop, true);
+    } catch (const zmq::error_t& e) {
+      sent = make_error(Errc::kTransport, std::string("toggling ZMQ_XPUB_NODROP: ") + e.what());
+    }
+  }
   if (!sent) {
     ++errors_;
     spdlog::warn("publish: {}", sent.error().message());
     return false;
   }
-  if (!*sent) ++dropped_;
   return *sent;
 }
 

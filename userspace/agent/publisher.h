@@ -3,9 +3,12 @@
 // (host, epoch, seq, clocks, interval), encodes it and sends the two frames.
 // Never blocks. A subscriber too slow to keep up loses messages at its own
 // high-water mark (PUB semantics: the others are unaffected) and sees the
-// loss as gaps in `seq`. XPUB instead of PUB only to learn when subscribers
-// join. ZMQ_XPUB_NODROP is deliberately off: with it, one stuck subscriber
-// would make every subscriber lose messages.
+// loss as gaps in `seq`. XPUB instead of PUB to learn when subscribers join
+// and to notice those overflows, which a PUB socket drops silently:
+// ZMQ_XPUB_NODROP is on, so a send that would overflow some subscriber's
+// queue is refused whole; it is then counted in dropped() and sent again
+// with NODROP off, which delivers it to every subscriber with room (NODROP
+// alone would make one stuck subscriber cost every subscriber the message).
 #pragma once
 
 #include <atomic>
@@ -35,7 +38,8 @@ class Publisher {
  public:
   [[nodiscard]] static Result<std::unique_ptr<Publisher>> create(zmq::context_t& ctx, PublisherOptions opts);
 
-  // Sends one message; false if the socket refused it (counted in dropped()).
+  // Sends one message without blocking; false on a ZeroMQ error (counted in
+  // errors()). A subscriber whose queue is full misses it (dropped()).
   // `stamped`, when given, receives the message as sent (envelope filled),
   // e.g. for the controller's decision log.
   bool publish(wire::Message::Body body, std::uint64_t interval_ns, wire::Message* stamped = nullptr);
@@ -50,6 +54,12 @@ class Publisher {
   const std::string& endpoint() const { return endpoint_; }  // resolved, e.g. tcp://127.0.0.1:7470
   std::uint64_t epoch() const { return epoch_; }
   std::uint64_t published() const { return seq_; }
+  // Messages that found at least one subscriber's queue full (each went
+  // to the subscribers with room). libzmq has no per-subscriber count, and
+  // a subscriber whose queue overflowed is skipped, uncounted, until it has
+  // read its queue down to the low-water mark: so this counts at least one
+  // per overflow, not every message the slow subscriber missed (those it
+  // sees as seq gaps). docs/security.md.
   std::uint64_t dropped() const { return dropped_; }
   std::uint64_t errors() const { return errors_; }
   std::uint64_t subscribers_joined() const { return joined_; }

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -19,6 +20,7 @@
 #include <zmq.hpp>
 
 #include "vmtide/wire/curve.h"
+#include "vmtide/wire/zap.h"
 
 namespace vmtide::wire::curve {
 namespace {
@@ -324,6 +326,96 @@ TEST(CurveSockets, SubscriberOptionsAreChecked) {
   EXPECT_FALSE(configure_subscriber(sub, "not-a-key", ""));
   EXPECT_FALSE(configure_subscriber(sub, kPub, "/nonexistent/me.key"));
   EXPECT_TRUE(configure_subscriber(sub, kPub, "")) << "an ephemeral client keypair";
+}
+
+}  // namespace
+}  // namespace vmtide::wire::curve
+
+// The allow-list (vmtide/wire/zap.h): keys as Z85, files and directories
+// of .pub files, each trusted only if others cannot write it.
+namespace vmtide::wire::curve {
+namespace {
+
+TEST(CurveAllowList, ZapHandlerAdmitsOnlyListedKeys) {
+  auto server = generate();
+  auto listed = generate();
+  auto other = generate();
+  ASSERT_TRUE(server && listed && other);
+  zmq::context_t ctx;
+  auto zap = ZapHandler::start(ctx, {listed->public_z85});
+  ASSERT_TRUE(zap) << zap.error().message();
+  zmq::socket_t pub(ctx, zmq::socket_type::xpub);
+  pub.set(zmq::sockopt::linger, 0);
+  pub.set(zmq::sockopt::rcvtimeo, 10000);
+  ASSERT_TRUE(configure_server(pub, *server));
+  pub.bind("tcp://127.0.0.1:*");
+  const std::string ep = pub.get(zmq::sockopt::last_endpoint);
+  auto sub_with = [&](const KeyPair& client) {
+    zmq::socket_t s(ctx, zmq::socket_type::sub);
+    s.set(zmq::sockopt::linger, 0);
+    EXPECT_TRUE(configure_client(s, server->public_z85, client));
+    s.set(zmq::sockopt::subscribe, "");
+    s.connect(ep);
+    return s;
+  };
+  // The refused client connects first: if the handler admitted it, its
+  // subscription would be the first the XPUB reads.
+  zmq::socket_t refused = sub_with(*other);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while ((*zap)->refused() == 0 && std::chrono::steady_clock::now() < deadline) {
+    zmq::message_t none;
+    pub.set(zmq::sockopt::rcvtimeo, 50);
+    EXPECT_FALSE(pub.recv(none)) << "a subscription through an unlisted key";
+  }
+  EXPECT_GE((*zap)->refused(), 1u);
+  EXPECT_EQ((*zap)->admitted(), 0u);
+  zmq::socket_t admitted = sub_with(*listed);
+  zmq::message_t frame;
+  pub.set(zmq::sockopt::rcvtimeo, 10000);
+  ASSERT_TRUE(pub.recv(frame)) << "no subscription from the listed client";
+  EXPECT_EQ((*zap)->admitted(), 1u);
+  ASSERT_TRUE(pub.send(zmq::str_buffer("hello"), zmq::send_flags::none));
+  admitted.set(zmq::sockopt::rcvtimeo, 10000);
+  ASSERT_TRUE(admitted.recv(frame));
+  EXPECT_EQ(frame.to_string(), "hello");
+  refused.set(zmq::sockopt::rcvtimeo, 200);
+  EXPECT_FALSE(refused.recv(frame)) << "the unlisted client received";
+}
+
+TEST(CurveAllowList, LoadsKeysFilesAndDirectories) {
+  TempDir dir;
+  auto a = generate();
+  auto b = generate();
+  ASSERT_TRUE(a && b);
+  ASSERT_EQ(mkdir((dir / "clients").c_str(), 0755), 0);
+  write_file(dir / "clients/a.pub", format_public_file(*a), 0644);
+  write_file(dir / "clients/README", "not a key", 0644);
+  write_file(dir / "b.pub", format_public_file(*b), 0644);
+  auto keys = load_allowed_clients({dir / "clients", dir / "b.pub", kPub});
+  ASSERT_TRUE(keys) << keys.error().message();
+  EXPECT_EQ(*keys, (std::set<std::string>{a->public_z85, b->public_z85, kPub}));
+
+  EXPECT_FALSE(load_allowed_clients({}));
+  EXPECT_FALSE(load_allowed_clients({dir / "missing.pub"}));
+  ASSERT_EQ(mkdir((dir / "empty").c_str(), 0755), 0);
+  auto empty = load_allowed_clients({dir / "empty"});
+  ASSERT_FALSE(empty);
+  EXPECT_NE(empty.error().context.find("no .pub file"), std::string::npos) << empty.error().context;
+
+  ASSERT_EQ(chmod((dir / "b.pub").c_str(), 0664), 0);
+  auto group_writable = load_allowed_clients({dir / "b.pub"});
+  ASSERT_FALSE(group_writable);
+  EXPECT_EQ(group_writable.error().code, Errc::kPermission);
+  ASSERT_EQ(chmod((dir / "clients").c_str(), 0757), 0);
+  EXPECT_FALSE(load_allowed_clients({dir / "clients"}));
+}
+
+TEST(CurveAllowList, TrustRule) {
+  EXPECT_TRUE(check_trust_file("/k", S_IFREG | 0644, 1000, 1000));
+  EXPECT_TRUE(check_trust_file("/k", S_IFDIR | 0755, 0, 1000));
+  EXPECT_FALSE(check_trust_file("/k", S_IFREG | 0664, 1000, 1000));
+  EXPECT_FALSE(check_trust_file("/k", S_IFREG | 0646, 1000, 1000));
+  EXPECT_FALSE(check_trust_file("/k", S_IFREG | 0644, 1001, 1000));
 }
 
 }  // namespace
