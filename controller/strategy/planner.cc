@@ -70,6 +70,9 @@ struct Eval {
   double score = 0.0;
   MigrationCost cost;
   std::optional<std::string> rejected;
+  // Push: further moves predicted to be needed after this one before the
+  // source is down to the band's exit (0 = this move suffices).
+  std::size_t more_moves = 0;
 };
 
 class Round {
@@ -93,6 +96,7 @@ class Round {
   std::vector<CandidateNote> notes(const std::vector<Eval>& evals, std::size_t chosen,
                                    const std::vector<CandidateNote>& excluded_vms) const;
   std::size_t pick(const std::vector<Eval>& evals, Trigger trig) const;
+  void count_more_moves(std::size_t h, std::vector<Eval>& evals) const;
   void apply(const Eval& e, Trigger trig, std::string reason, std::vector<CandidateNote> cands);
 
   // --- strategies ---
@@ -113,9 +117,11 @@ class Round {
     return it == st_.vms.end() ? nullptr : &it->second;
   }
   void bump_vm(const std::string& id, TimeNs at, const std::string* left_host);
-  void hold(const std::string& host, TimeNs until) {
+  // Hold-down: no target before `until`, no source before `give_until`.
+  void hold(const std::string& host, TimeNs until, TimeNs give_until) {
     auto& h = st_.hosts[host];
     h.hold_until = std::max(h.hold_until, until);
+    h.give_hold_until = std::max(h.give_hold_until, give_until);
   }
   // The VMs on host h in id order, so the plan does not depend on the order
   // of ClusterModel::vms. Sorted on first use: only sources are ever listed,
@@ -219,8 +225,8 @@ void Round::init(const RoundInputs& in, const std::vector<std::size_t>& host_of_
       h.last_event = std::max(h.last_event, o.at);
       h.cooldown_until = std::max(h.cooldown_until, o.at + cooldown_for(cfg_, h.streak));
     }
-    hold(o.src, o.at + cfg_.host_hold_down);
-    hold(o.dst, o.at + cfg_.host_hold_down);
+    hold(o.src, o.at + cfg_.host_hold_down, o.at + (o.succeeded ? cfg_.source_hold_down : cfg_.host_hold_down));
+    hold(o.dst, o.at + cfg_.host_hold_down, o.at + cfg_.host_hold_down);
   }
 
   // In-flight migrations: limits, reservations, and group membership at the target.
@@ -313,8 +319,8 @@ std::optional<std::string> Round::source_block(std::size_t h) const {
            std::to_string(cfg_.max_inflight_per_host) + " per host)";
   }
   if (m_.hosts[h].maintenance) return std::nullopt;  // evacuation ignores hold-down
-  if (const HostHistory* hist = host_hist(h); hist != nullptr && hist->hold_until > now_) {
-    return "in hold-down for another " + secs(hist->hold_until - now_);
+  if (const HostHistory* hist = host_hist(h); hist != nullptr && hist->give_hold_until > now_) {
+    return "in hold-down for another " + secs(hist->give_hold_until - now_);
   }
   return std::nullopt;
 }
@@ -451,6 +457,42 @@ void Round::evaluate_vm_targets(std::size_t v, Trigger trig, std::vector<Eval>& 
   }
 }
 
+// The sufficiency of a Push candidate: after moving its VM, how many more
+// moves would bring hot host h down to the band's exit, taking the host's
+// other movable VMs biggest first (the fewest moves possible; a host that
+// no set of its VMs can relieve counts one more than it has VMs). Each
+// further move waits out the source hold-down, so the score becomes the
+// entropy gain per second until the host is relieved:
+//   gain / (predicted seconds + more_moves * source_hold_down).
+// A move that relieves the host alone keeps the paper's gain per second.
+void Round::count_more_moves(std::size_t h, std::vector<Eval>& evals) const {
+  std::vector<std::pair<double, std::size_t>> movable;  // (share, vm), biggest first
+  for (const Eval& e : evals) {
+    if (e.rejected) continue;
+    if (std::none_of(movable.begin(), movable.end(), [&](const auto& p) { return p.second == e.vm; })) {
+      movable.emplace_back(share(e.vm, h), e.vm);
+    }
+  }
+  std::sort(movable.begin(), movable.end(), [&](const auto& x, const auto& y) {
+    return x.first != y.first ? x.first > y.first : m_.vms[x.second].id < m_.vms[y.second].id;
+  });
+  const double need = load_[h] - cfg_.band.high_exit;
+  for (Eval& e : evals) {
+    if (e.rejected) continue;
+    double left = need - share(e.vm, h);
+    std::size_t n = 0;
+    for (const auto& [x, v] : movable) {
+      if (left <= 0) break;
+      if (v == e.vm) continue;
+      left -= x;
+      ++n;
+    }
+    e.more_moves = left <= 0 ? n : movable.size() + 1;
+    const double wait_s = std::chrono::duration<double>(cfg_.source_hold_down).count();
+    e.score = e.gain / (std::max(e.cost.total_s, kMinCostS) + static_cast<double>(e.more_moves) * wait_s);
+  }
+}
+
 std::size_t Round::pick(const std::vector<Eval>& evals, Trigger trig) const {
   std::size_t best = kNone;
   auto tie = [&](const Eval& x, const Eval& y) {  // deterministic: VM id, then host name
@@ -509,7 +551,11 @@ std::vector<CandidateNote> Round::notes(const std::vector<Eval>& evals, std::siz
     if (out.size() >= cap) break;
     const Eval& e = evals[i];
     CandidateNote n{m_.vms[e.vm].id, m_.hosts[e.dst].name, e.score, e.gain, e.cost.total_s, e.rejected};
-    if (i != chosen && !e.rejected) n.rejected = "feasible, but scored lower than the chosen move";
+    if (i != chosen && !e.rejected) {
+      n.rejected = chosen != kNone && e.more_moves > evals[chosen].more_moves
+                       ? "feasible, but leaves the source needing " + std::to_string(e.more_moves) + " more move(s)"
+                       : std::string("feasible, but scored lower than the chosen move");
+    }
     out.push_back(std::move(n));
   }
   for (const auto& n : excluded_vms) {
@@ -567,8 +613,8 @@ void Round::apply(const Eval& e, Trigger trig, std::string reason, std::vector<C
     ++aff_[vm.affinity_group][dst];
   }
   bump_vm(vm.id, now_, &mv.src);
-  hold(mv.src, now_ + cfg_.host_hold_down);
-  hold(mv.dst, now_ + cfg_.host_hold_down);
+  hold(mv.src, now_ + cfg_.host_hold_down, now_ + cfg_.source_hold_down);
+  hold(mv.dst, now_ + cfg_.host_hold_down, now_ + cfg_.host_hold_down);
   plan_.moves.push_back(std::move(mv));
 }
 
@@ -649,6 +695,7 @@ void Round::push() {
       }
       evaluate_vm_targets(v, Trigger::kPush, evals);
     }
+    count_more_moves(h, evals);
     const std::size_t best = pick(evals, Trigger::kPush);
     if (best == kNone) {
       skip(Trigger::kPush, h, "hot (" + state + ") but no feasible candidate", notes(evals, kNone, excluded));
@@ -659,8 +706,11 @@ void Round::push() {
     for (const Eval& x : evals) feasible += x.rejected ? 0 : 1;
     std::string reason = "push: " + host.name + " hot (" + state + "); " + m_.vms[e.vm].name + " (" +
                          num(m_.vms[e.vm].demand_cores()) + " cores) to " + m_.hosts[e.dst].name +
-                         " raises entropy by " + num(e.gain, 4) + " in a predicted " + num(e.cost.total_s, 1) +
-                         " s, the best gain per second of " + std::to_string(feasible) + " feasible candidate(s)";
+                         " raises entropy by " + num(e.gain, 4) + " in a predicted " + num(e.cost.total_s, 1) + " s; " +
+                         (e.more_moves == 0 ? std::string("it brings the host to its exit in one move")
+                                            : std::to_string(e.more_moves) + " more move(s) predicted to reach the exit") +
+                         ", the best gain per second until the host is relieved of " + std::to_string(feasible) +
+                         " feasible candidate(s)";
     apply(e, Trigger::kPush, std::move(reason), notes(evals, best, excluded));
   }
 }
