@@ -159,6 +159,7 @@ class Round {
   std::vector<bool> used_;  // gave or received this round
   int cluster_inflight_ = 0;
   std::optional<EntropyTracker> ent_;
+  model::Band band_;  // cfg_.band with the hot exit in effect this round
   // group -> host index -> members there (in-flight VMs count on both ends).
   std::map<std::string, std::map<std::size_t, int>, std::less<>> anti_;
   std::map<std::string, std::map<std::size_t, int>, std::less<>> aff_;
@@ -246,6 +247,23 @@ void Round::init(const RoundInputs& in, const std::vector<std::size_t>& host_of_
     if (!m_.vms[v->second].affinity_group.empty()) ++aff_[m_.vms[v->second].affinity_group][d->second];
   }
 
+  // The hot exit in effect: the band's, unless the cluster's mean load is
+  // so close to it that most hosts could never get below it; then halfway
+  // between the mean and the enter threshold, so a hot host can still hand
+  // load to hosts near the mean instead of staying hot for ever.
+  {
+    double sum = 0.0;
+    std::size_t n = 0;
+    for (std::size_t h = 0; h < nh; ++h) {
+      if (m_.hosts[h].stale || m_.hosts[h].maintenance) continue;
+      sum += load_[h];
+      ++n;
+    }
+    const double mean = n > 0 ? sum / static_cast<double>(n) : 0.0;
+    const double margin = (cfg_.band.high_enter - cfg_.band.high_exit) / 2;
+    band_ = cfg_.band;
+    band_.high_exit = std::max(cfg_.band.high_exit, std::min(mean + margin, cfg_.band.high_enter - 0.01));
+  }
   // Hysteresis zones and how long each has held. A stale host's readings
   // are not trusted, so its state restarts from normal.
   for (std::size_t h : by_name_) {
@@ -256,7 +274,7 @@ void Round::init(const RoundInputs& in, const std::vector<std::size_t>& host_of_
       hist.cold = {};
       continue;
     }
-    hist.zone = model::zone_update(hist.zone, load_[h], cfg_.band);
+    hist.zone = model::zone_update(hist.zone, load_[h], band_);
     hist.hot = model::sustained_update(hist.hot, hist.zone == Zone::kHot, now_);
     hist.cold = model::sustained_update(hist.cold, hist.zone == Zone::kCold, now_);
   }
@@ -407,8 +425,8 @@ Eval Round::evaluate(std::size_t v, std::size_t dst, Trigger trig) const {
     return e;
   }
   const double projected = b_after + reserve_frac_[dst];
-  if (projected >= cfg_.band.high_exit) {
-    e.rejected = "target load would be " + num(projected) + " (must stay below " + num(cfg_.band.high_exit) + ")";
+  if (projected >= band_.high_exit) {
+    e.rejected = "target load would be " + num(projected) + " (must stay below " + num(band_.high_exit) + ")";
     return e;
   }
   if (trig != Trigger::kMaintenance) {
@@ -476,7 +494,7 @@ void Round::count_more_moves(std::size_t h, std::vector<Eval>& evals) const {
   std::sort(movable.begin(), movable.end(), [&](const auto& x, const auto& y) {
     return x.first != y.first ? x.first > y.first : m_.vms[x.second].id < m_.vms[y.second].id;
   });
-  const double need = load_[h] - cfg_.band.high_exit;
+  const double need = load_[h] - band_.high_exit;
   for (Eval& e : evals) {
     if (e.rejected) continue;
     double left = need - share(e.vm, h);
@@ -671,7 +689,7 @@ void Round::push() {
     const HostHistory& hist = *host_hist(h);
     const std::string state = "load " + num(load_[h]) + ", hot for " + secs(model::sustained_for(hist.hot, now_)) +
                               ": entered at >= " + num(cfg_.band.high_enter) +
-                              ", leaves at <= " + num(cfg_.band.high_exit);
+                              ", leaves at <= " + num(band_.high_exit);
     if (!model::sustained_at_least(hist.hot, now_, cfg_.hot_sustain)) {
       skip(Trigger::kPush, h, "hot (" + state + "), needs " + secs(cfg_.hot_sustain) + " sustained");
       continue;

@@ -163,6 +163,30 @@ TEST(PlannerHoldDown, ASourceMayGiveAgainAfterTheShorterSourceHoldDown) {
   EXPECT_EQ(r2.state.hosts.at("h1").give_hold_until, at_s(75) + cfg.source_hold_down);
 }
 
+TEST(PlannerPush, AtHighMeanLoadTheExitRisesTowardsTheEnterThreshold) {
+  // Mean load 0.80: with the band's exit (0.75) no host could take a VM
+  // and h1 would stay hot for ever. The exit in effect is halfway between
+  // the mean and high_enter (capped at high_enter - 0.01 = 0.84), so h2
+  // takes 1.5 cores (0.72 -> 0.81). At mean 0.60 the band's exit holds.
+  ClusterModel m{at_s(0),
+                 {host("h1", 0.95), host("h2", 0.72), host("h3", 0.73)},
+                 {vm("v", "h1", 1.5), vm("w", "h1", 6.0)}};
+  const auto r = plan(m, instant_config());
+  ASSERT_EQ(r.plan.moves.size(), 1u) << all_reasons(r.plan);
+  EXPECT_EQ(r.plan.moves[0].vm_id, "v");
+  EXPECT_EQ(r.plan.moves[0].dst, "h2");
+  EXPECT_NE(r.plan.moves[0].reason.find("leaves at <= 0.84"), std::string::npos) << r.plan.moves[0].reason;
+  EXPECT_NE(all_reasons(r.plan).find("w->h2: target load would be 1.09 (must stay below 0.84)"), std::string::npos)
+      << all_reasons(r.plan);
+
+  ClusterModel calm{at_s(0),
+                    {host("h1", 0.95), host("h2", 0.40), host("h3", 0.45)},
+                    {vm("v", "h1", 1.5), vm("w", "h1", 6.0)}};
+  const auto c = plan(calm, instant_config());
+  ASSERT_EQ(c.plan.moves.size(), 1u) << all_reasons(c.plan);
+  EXPECT_NE(c.plan.moves[0].reason.find("leaves at <= 0.75"), std::string::npos) << c.plan.moves[0].reason;
+}
+
 TEST(PlannerPull, ColdHostTakesFromTheMostLoadedHost) {
   struct Case {
     const char* name;
@@ -273,7 +297,8 @@ TEST(PlannerConstraints, TargetRulesTable) {
   const Case cases[] = {
       {"memory does not fit", [](ClusterModel& m, PlannerState&) { m.hosts[1].mem_free_bytes = 14 * kGiB; }, "memory:"},
       {"projected load over the high threshold",
-       [](ClusterModel& m, PlannerState&) { m.hosts[1].cpu_load_frac = 0.70; }, "target load would be"},
+       // 0.74 + 2/16 > 0.84, the exit in effect (the mean, 0.845, raises it to high_enter - 0.01)
+       [](ClusterModel& m, PlannerState&) { m.hosts[1].cpu_load_frac = 0.74; }, "target load would be"},
       {"target under steal", [](ClusterModel& m, PlannerState&) { m.hosts[1].steal_frac = 0.2; }, "under CPU steal"},
       {"target under I/O pressure", [](ClusterModel& m, PlannerState&) { m.hosts[1].io_pressure_frac = 0.5; },
        "under I/O pressure"},
