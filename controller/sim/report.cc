@@ -89,6 +89,19 @@ std::vector<SeedMean> seed_means(const std::vector<std::vector<Metrics>>& runs) 
   return out;
 }
 
+std::string format_mean_summary_csv(const std::string& scenario, const std::vector<SeedMean>& rows, bool header) {
+  std::string out = header ? "scenario,policy,time_to_balance_s,migrations,failed,gib_migrated,migration_s,ping_pong,"
+                             "steal_core_s,final_entropy,balanced_runs,runs\n"
+                           : "";
+  for (const SeedMean& m : rows) {
+    const std::string ttb = m.balanced == 0 ? "" : fmt::format("{:.1f}", m.time_to_balance_s);
+    out += fmt::format("{},{},{},{:.2f},{:.2f},{:.3f},{:.1f},{:.2f},{:.1f},{:.6f},{},{}\n", scenario, m.policy, ttb,
+                       m.migrations, m.failed, m.gib_migrated, m.migration_s, m.ping_pong, m.steal_core_s,
+                       m.final_entropy, m.balanced, m.runs);
+  }
+  return out;
+}
+
 std::string format_mean_table(const std::string& scenario, const std::string& seeds,
                               const std::vector<SeedMean>& rows) {
   std::string out = fmt::format("scenario {} (mean over seeds {})\n", scenario, seeds);

@@ -47,6 +47,11 @@ struct SeedMean {
 // runs[i] holds one Metrics per seed for policy i.
 [[nodiscard]] std::vector<SeedMean> seed_means(const std::vector<std::vector<Metrics>>& runs);
 
+// format_summary_csv's columns with the means (time_to_balance_s: mean over
+// the runs that balanced, empty when none did), plus balanced_runs and runs.
+[[nodiscard]] std::string format_mean_summary_csv(const std::string& scenario, const std::vector<SeedMean>& rows,
+                                                  bool header);
+
 // Like format_table, with balance_s as "mean (max) n/N balanced".
 [[nodiscard]] std::string format_mean_table(const std::string& scenario, const std::string& seeds,
                                             const std::vector<SeedMean>& rows);

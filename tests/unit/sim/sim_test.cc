@@ -186,7 +186,7 @@ TEST(SimOptimum, NoneNeverBalances) {
 }
 
 TEST(SimDeterminism, SameSeedGivesIdenticalMetrics) {
-  for (const char* file : {"low.toml", "medium.toml", "high.toml"}) {
+  for (const char* file : {"low.toml", "medium.toml", "high.toml", "mixed.toml"}) {
     auto s = load_scenario(kScenarios + file);
     ASSERT_TRUE(s.ok()) << s.error().message();
     for (const auto& policy : policy_names()) {
@@ -267,7 +267,7 @@ TEST(SimConservation, NoVmLostOrDuplicatedAcross10000Migrations) {
 }
 
 TEST(SimScenario, ShippedScenariosParse) {
-  for (const char* file : {"low.toml", "medium.toml", "high.toml"}) {
+  for (const char* file : {"low.toml", "medium.toml", "high.toml", "mixed.toml"}) {
     auto s = load_scenario(kScenarios + file);
     EXPECT_TRUE(s.ok()) << file << ": " << (s.ok() ? "" : s.error().message());
   }
