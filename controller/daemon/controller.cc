@@ -119,6 +119,7 @@ Result<std::vector<wire::Decision>> Controller::round(model::TimeNs now) {
     for (auto& [name, h] : next.hosts) {
       auto old = state_.hosts.find(name);
       h.hold_until = old == state_.hosts.end() ? model::TimeNs{0} : old->second.hold_until;
+      h.give_hold_until = old == state_.hosts.end() ? model::TimeNs{0} : old->second.give_hold_until;
     }
     state_ = std::move(next);
   }

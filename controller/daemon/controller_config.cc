@@ -36,6 +36,7 @@ Status parse_balance(const toml::table& root, const std::string& s, strategy::Pl
       "cooldown",          "cooldown_factor",
       "cooldown_max",      "cooldown_reset",
       "no_return_window",  "host_hold_down",
+      "source_hold_down",
       "max_inflight_per_host", "max_inflight_cluster",
       "vm_exclude_tags",   "host_exclude_tags",
       "max_targets_per_vm", "max_target_scan",
@@ -72,6 +73,7 @@ Status parse_balance(const toml::table& root, const std::string& s, strategy::Pl
     if (k == "cooldown_reset") return get(s, n, k, &p.vm_cooldown_reset);
     if (k == "no_return_window") return get(s, n, k, &p.no_return_window);
     if (k == "host_hold_down") return get(s, n, k, &p.host_hold_down);
+    if (k == "source_hold_down") return get(s, n, k, &p.source_hold_down);
     if (k == "max_inflight_per_host") return get(s, n, k, &p.max_inflight_per_host);
     if (k == "max_inflight_cluster") return get(s, n, k, &p.max_inflight_cluster);
     if (k == "vm_exclude_tags") return get(s, n, k, &p.vm_exclude_tags);
@@ -311,6 +313,7 @@ std::string to_toml(const ControllerConfig& c) {
                               {"cooldown_reset", to_s(p.vm_cooldown_reset)},
                               {"no_return_window", to_s(p.no_return_window)},
                               {"host_hold_down", to_s(p.host_hold_down)},
+                              {"source_hold_down", to_s(p.source_hold_down)},
                               {"max_inflight_per_host", p.max_inflight_per_host},
                               {"max_inflight_cluster", p.max_inflight_cluster},
                               {"vm_exclude_tags", arr(p.vm_exclude_tags)},

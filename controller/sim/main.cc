@@ -72,8 +72,43 @@ int main(int argc, char** argv) {
   cmp->add_option("--loads-csv", loads_csv, "write host loads at the load step and at the end as CSV");
   std::optional<int> seed;
   for (auto* sub : {run, cmp}) sub->add_option("--seed", seed, "override the scenario's seed");
+  std::string seeds;
+  cmp->add_option("--seeds", seeds,
+                  "run seeds A-B (e.g. 11-20) and print per-policy means instead (--summary-csv: the means)")
+      ->excludes("--seed");
   CLI11_PARSE(app, argc, argv);
   if (run->parsed()) policies = {policy};
+
+  if (!seeds.empty()) {
+    int lo = 0, hi = -1;
+    if (std::sscanf(seeds.c_str(), "%d-%d", &lo, &hi) != 2 || lo > hi || lo < 0) {
+      std::fprintf(stderr, "vmtide-sim: --seeds wants A-B with 0 <= A <= B, got '%s'\n", seeds.c_str());
+      return 1;
+    }
+    std::string mean_summary;
+    for (std::size_t i = 0; i < scenarios.size(); ++i) {
+      std::vector<std::vector<sim::Metrics>> runs(policies.size());
+      std::string name;
+      for (int sd = lo; sd <= hi; ++sd) {
+        std::vector<sim::Metrics> rows;
+        if (!run_policies(scenarios[i], policies, sd, &rows, &name)) return 1;
+        for (std::size_t p = 0; p < rows.size(); ++p) runs[p].push_back(std::move(rows[p]));
+      }
+      const auto means = sim::seed_means(runs);
+      std::printf("%s%s", i ? "\n" : "", sim::format_mean_table(name, seeds, means).c_str());
+      std::fflush(stdout);
+      mean_summary += sim::format_mean_summary_csv(name, means, i == 0);
+    }
+    if (!summary_csv.empty()) {
+      std::ofstream f(summary_csv);
+      f << mean_summary;
+      if (!f) {
+        std::fprintf(stderr, "vmtide-sim: cannot write %s\n", summary_csv.c_str());
+        return 1;
+      }
+    }
+    return 0;
+  }
 
   std::string all_csv;
   std::string all_summary;

@@ -28,4 +28,32 @@ namespace vmtide::sim {
 // after the load step) or "end" (the last tick), for the heat map.
 [[nodiscard]] std::string format_loads_csv(const std::string& scenario, const std::vector<Metrics>& rows, bool header);
 
+// Means over runs of one policy on several seeds (`compare --seeds`).
+struct SeedMean {
+  std::string policy;
+  int runs = 0;
+  int balanced = 0;              // runs that balanced after the step
+  double time_to_balance_s = 0;  // mean over the runs that balanced
+  double max_time_to_balance_s = 0;
+  double migrations = 0;
+  double failed = 0;
+  double gib_migrated = 0;
+  double migration_s = 0;
+  double ping_pong = 0;
+  double steal_core_s = 0;
+  double final_entropy = 0;
+};
+
+// runs[i] holds one Metrics per seed for policy i.
+[[nodiscard]] std::vector<SeedMean> seed_means(const std::vector<std::vector<Metrics>>& runs);
+
+// format_summary_csv's columns with the means (time_to_balance_s: mean over
+// the runs that balanced, empty when none did), plus balanced_runs and runs.
+[[nodiscard]] std::string format_mean_summary_csv(const std::string& scenario, const std::vector<SeedMean>& rows,
+                                                  bool header);
+
+// Like format_table, with balance_s as "mean (max) n/N balanced".
+[[nodiscard]] std::string format_mean_table(const std::string& scenario, const std::string& seeds,
+                                            const std::vector<SeedMean>& rows);
+
 }  // namespace vmtide::sim

@@ -53,15 +53,110 @@ strategy::PlannerConfig Scenario::default_planner() {
 
 namespace {
 
+Status get_numbers(const std::string& src, const toml::node& n, const std::string& key, std::vector<double>* out) {
+  const toml::array* a = n.as_array();
+  if (a == nullptr || a->empty()) return tomlcfg::type_error(src, n, key, "a non-empty array of numbers");
+  out->clear();
+  for (const auto& x : *a) {
+    if (!x.is_number()) return tomlcfg::type_error(src, n, key, "a non-empty array of numbers");
+    out->push_back(*x.value<double>());
+  }
+  return {};
+}
+
+// [min, max] (uniform), or an inline table:
+//   {dist = "uniform", min = A, max = B}
+//   {dist = "lognormal", median = M, sigma = S [, min = A, max = B]}
+//   {dist = "choice", values = [...] [, weights = [...]]}
 Status get_range(const std::string& src, const toml::node& n, const std::string& key, Range* out) {
+  auto bad = [&](const std::string& why) {
+    return make_error(Errc::kInvalidArgument, tomlcfg::where(src, n) + "'" + key + "': " + why);
+  };
+  if (const toml::table* t = n.as_table()) {
+    Range r;
+    std::string dist = "uniform";
+    bool has_min = false;
+    Status st = tomlcfg::walk_table(*t, src, "vms." + key, {"dist", "min", "max", "median", "sigma", "values", "weights"},
+                                    [&](const std::string& k, const toml::node& v) -> Status {
+                                      if (k == "dist") return tomlcfg::get(src, v, k, &dist);
+                                      if (k == "min") {
+                                        has_min = true;
+                                        return tomlcfg::get(src, v, k, &r.min);
+                                      }
+                                      if (k == "max") return tomlcfg::get(src, v, k, &r.max);
+                                      if (k == "median") return tomlcfg::get(src, v, k, &r.median);
+                                      if (k == "sigma") return tomlcfg::get(src, v, k, &r.sigma);
+                                      if (k == "values") return get_numbers(src, v, k, &r.values);
+                                      return get_numbers(src, v, k, &r.weights);
+                                    });
+    if (!st) return st;
+    if (dist == "uniform") {
+      if (!has_min || !(r.min <= r.max) || r.min < 0) return bad("uniform needs 0 <= min <= max");
+    } else if (dist == "lognormal") {
+      r.kind = DistKind::kLognormal;
+      if (!(r.median > 0) || !(r.sigma >= 0) || r.min < 0 || (r.max > 0 && r.max < r.min)) {
+        return bad("lognormal needs median > 0, sigma >= 0 and 0 <= min <= max (max 0 = no cap)");
+      }
+    } else if (dist == "choice") {
+      r.kind = DistKind::kChoice;
+      if (r.values.empty()) return bad("choice needs values");
+      if (!r.weights.empty() && r.weights.size() != r.values.size()) return bad("weights must match values");
+      double sum = 0;
+      for (double w : r.weights) {
+        if (!(w >= 0)) return bad("weights must be >= 0");
+        sum += w;
+      }
+      if (!r.weights.empty() && !(sum > 0)) return bad("weights must not all be 0");
+      for (double v : r.values) {
+        if (!(v >= 0)) return bad("values must be >= 0");
+      }
+    } else {
+      return bad("unknown dist '" + dist + "' (known: uniform, lognormal, choice)");
+    }
+    *out = std::move(r);
+    return {};
+  }
   const toml::array* a = n.as_array();
   if (a == nullptr || a->size() != 2 || !(*a)[0].is_number() || !(*a)[1].is_number()) {
-    return tomlcfg::type_error(src, n, key, "[min, max] (two numbers)");
+    return tomlcfg::type_error(src, n, key, "[min, max] (two numbers) or a {dist = ...} table");
   }
+  *out = Range{};
   out->min = *(*a)[0].value<double>();
   out->max = *(*a)[1].value<double>();
-  if (!(out->min <= out->max) || out->min < 0) {
-    return make_error(Errc::kInvalidArgument, tomlcfg::where(src, n) + "'" + key + "' needs 0 <= min <= max");
+  if (!(out->min <= out->max) || out->min < 0) return bad("needs 0 <= min <= max");
+  return {};
+}
+
+Status get_groups(const std::string& src, const toml::node& n, const Scenario& s,
+                  std::vector<Scenario::HostGroup>* out) {
+  const toml::array* a = n.as_array();
+  if (a == nullptr || a->empty()) return tomlcfg::type_error(src, n, "groups", "a non-empty array of tables");
+  out->clear();
+  for (const auto& x : *a) {
+    const toml::table* t = x.as_table();
+    if (t == nullptr) return tomlcfg::type_error(src, x, "groups", "an array of tables");
+    Scenario::HostGroup g{1, s.host_cpus, s.host_mem_gib, s.link_gbit_s, s.vms_per_host};
+    bool has_count = false;
+    Status st = tomlcfg::walk_table(*t, src, "cluster.groups", {"count", "cpus", "mem_gib", "link_gbit_s", "vms_per_host"},
+                                    [&](const std::string& k, const toml::node& v) -> Status {
+                                      if (k == "count") {
+                                        has_count = true;
+                                        return tomlcfg::get(src, v, k, &g.count);
+                                      }
+                                      if (k == "cpus") {
+                                        int c = 0;
+                                        if (Status r = tomlcfg::get(src, v, k, &c); !r) return r;
+                                        if (c <= 0) return tomlcfg::type_error(src, v, k, "a positive integer");
+                                        g.cpus = static_cast<std::uint32_t>(c);
+                                        return {};
+                                      }
+                                      if (k == "mem_gib") return tomlcfg::get(src, v, k, &g.mem_gib);
+                                      if (k == "link_gbit_s") return tomlcfg::get(src, v, k, &g.link_gbit_s);
+                                      return tomlcfg::get(src, v, k, &g.vms_per_host);
+                                    });
+    if (!st) return st;
+    if (!has_count || g.count <= 0) return tomlcfg::type_error(src, x, "count", "a positive integer");
+    out->push_back(g);
   }
   return {};
 }
@@ -85,6 +180,16 @@ Status validate(const Scenario& s) {
   if (s.trace == TraceKind::kReplay && s.replay.empty()) {
     return make_error(Errc::kInvalidArgument, "trace \"replay\" needs [vms] replay = a recording with vm samples");
   }
+  if (!s.groups.empty()) {
+    int n = 0;
+    for (const auto& g : s.groups) {
+      if (g.count <= 0 || g.cpus == 0 || g.vms_per_host < 0 || !(g.mem_gib > 0) || !(g.link_gbit_s > 0)) {
+        return make_error(Errc::kInvalidArgument, "a host group needs count, cpus, mem_gib and link_gbit_s > 0");
+      }
+      n += g.count;
+    }
+    if (n != s.hosts) return make_error(Errc::kInvalidArgument, "hosts must equal the sum of the groups' counts");
+  }
   for (const VmSpec& v : s.vms) {
     if (v.host < 0 || v.host >= s.hosts) return make_error(Errc::kInvalidArgument, "a VM's host is out of range");
   }
@@ -104,7 +209,7 @@ Result<Scenario> parse_scenario(std::string_view text, const std::string& source
     return st.error();
   }
   Scenario s;
-  Status st = tomlcfg::walk(*root, S, "run", {"name", "seed", "duration_s", "round_s", "tick_s"},
+  Status st = tomlcfg::walk(*root, S, "run", {"name", "seed", "duration_s", "round_s", "tick_s", "model_tau_s"},
                             [&](const std::string& k, const toml::node& n) -> Status {
                               if (k == "name") return get(S, n, k, &s.name);
                               if (k == "seed") {
@@ -115,26 +220,49 @@ Result<Scenario> parse_scenario(std::string_view text, const std::string& source
                               }
                               if (k == "duration_s") return get(S, n, k, &s.duration_s);
                               if (k == "round_s") return get(S, n, k, &s.round_s);
+                              if (k == "model_tau_s") return get(S, n, k, &s.model_tau_s);
                               return get(S, n, k, &s.tick_s);
                             });
   if (!st) return st.error();
-  st = tomlcfg::walk(*root, S, "cluster", {"hosts", "host_cpus", "host_mem_gib", "link_gbit_s", "vms_per_host"},
+  const toml::node* groups = nullptr;
+  bool hosts_set = false;
+  st = tomlcfg::walk(*root, S, "cluster",
+                     {"hosts", "host_cpus", "host_mem_gib", "link_gbit_s", "vms_per_host", "groups"},
                      [&](const std::string& k, const toml::node& n) -> Status {
-                       if (k == "hosts") return get(S, n, k, &s.hosts);
+                       if (k == "groups") {
+                         groups = &n;  // after the defaults it inherits
+                         return {};
+                       }
+                       if (k == "hosts") {
+                         hosts_set = true;
+                         return get(S, n, k, &s.hosts);
+                       }
                        if (k == "host_cpus") return get_u32(S, n, k, &s.host_cpus);
                        if (k == "host_mem_gib") return get(S, n, k, &s.host_mem_gib);
                        if (k == "link_gbit_s") return get(S, n, k, &s.link_gbit_s);
                        return get(S, n, k, &s.vms_per_host);
                      });
   if (!st) return st.error();
+  if (groups != nullptr) {
+    if (Status g = get_groups(S, *groups, s, &s.groups); !g) return g.error();
+    int n = 0;
+    for (const auto& g : s.groups) n += g.count;
+    if (hosts_set && n != s.hosts) {
+      return make_error(Errc::kInvalidArgument,
+                        tomlcfg::where(S, *groups) + "hosts = " + std::to_string(s.hosts) +
+                            " but the groups' counts sum to " + std::to_string(n) + " (leave hosts out)");
+    }
+    s.hosts = n;
+  }
   st = tomlcfg::walk(*root, S, "vms",
-                     {"demand_cores", "ram_gib", "touched_frac", "dirty_mib_s", "trace", "trace_amplitude",
-                      "trace_period_s", "burst_prob", "burst_s", "replay"},
+                     {"demand_cores", "ram_gib", "touched_frac", "dirty_mib_s", "dirty_wss_frac", "trace",
+                      "trace_amplitude", "trace_period_s", "burst_prob", "burst_s", "replay"},
                      [&](const std::string& k, const toml::node& n) -> Status {
                        if (k == "demand_cores") return get_range(S, n, k, &s.vm_demand_cores);
                        if (k == "ram_gib") return get_range(S, n, k, &s.vm_ram_gib);
                        if (k == "touched_frac") return get_range(S, n, k, &s.vm_touched_frac);
                        if (k == "dirty_mib_s") return get_range(S, n, k, &s.vm_dirty_mib_s);
+                       if (k == "dirty_wss_frac") return get_range(S, n, k, &s.vm_dirty_wss_frac);
                        if (k == "trace") {
                          std::string v;
                          if (Status r = get(S, n, k, &v); !r) return r;
@@ -187,7 +315,7 @@ Result<Scenario> parse_scenario(std::string_view text, const std::string& source
   auto& p = s.planner;
   st = tomlcfg::walk(*root, S, "planner",
                      {"high_enter", "high_exit", "low_enter", "low_exit", "hot_sustain_s", "cold_sustain_s",
-                      "host_hold_down_s", "vm_cooldown_base_s", "no_return_window_s", "adaptive_crossover_frac",
+                      "host_hold_down_s", "source_hold_down_s", "vm_cooldown_base_s", "no_return_window_s", "adaptive_crossover_frac",
                       "max_inflight_per_host", "max_inflight_cluster"},
                      [&](const std::string& k, const toml::node& n) -> Status {
                        if (k == "high_enter") return get(S, n, k, &p.band.high_enter);
@@ -197,6 +325,7 @@ Result<Scenario> parse_scenario(std::string_view text, const std::string& source
                        if (k == "hot_sustain_s") return get(S, n, k, &p.hot_sustain);
                        if (k == "cold_sustain_s") return get(S, n, k, &p.cold_sustain);
                        if (k == "host_hold_down_s") return get(S, n, k, &p.host_hold_down);
+                       if (k == "source_hold_down_s") return get(S, n, k, &p.source_hold_down);
                        if (k == "vm_cooldown_base_s") return get(S, n, k, &p.vm_cooldown_base);
                        if (k == "no_return_window_s") return get(S, n, k, &p.no_return_window);
                        if (k == "adaptive_crossover_frac") return get(S, n, k, &p.adaptive_crossover_frac);
@@ -213,7 +342,7 @@ Result<std::vector<ReplayTrace>> load_replay(const std::string& path) {
   if (!f) return make_error(Errc::kNotFound, path + ": cannot open");
   struct Acc {
     std::uint64_t first_mono_ns = 0;
-    std::vector<std::pair<double, double>> points;
+    ReplayTrace tr;
   };
   std::map<std::string, Acc> by_id;
   std::string line;
@@ -226,13 +355,43 @@ Result<std::vector<ReplayTrace>> load_replay(const std::string& path) {
     auto [it, fresh] = by_id.try_emplace(vm->id);
     if (fresh) it->second.first_mono_ns = m->env.mono_ns;
     if (m->env.mono_ns < it->second.first_mono_ns) continue;  // another epoch's clock: not comparable
+    ReplayTrace& tr = it->second.tr;
     const double t = static_cast<double>(m->env.mono_ns - it->second.first_mono_ns) / 1e9;
-    const double cores = static_cast<double>(vm->cpu_ns + vm->steal_ns) / static_cast<double>(m->env.interval_ns);
-    if (!it->second.points.empty() && t <= it->second.points.back().first) continue;
-    it->second.points.emplace_back(t, cores);
+    if (!tr.points.empty() && t <= tr.points.back().t_s) continue;
+    ReplayPoint p;
+    p.t_s = t;
+    p.cores = static_cast<double>(vm->cpu_ns + vm->steal_ns) / static_cast<double>(m->env.interval_ns);
+    if (vm->ram_bytes > 0) tr.ram_bytes = static_cast<double>(vm->ram_bytes);
+    if (vm->rss_bytes > 0) tr.rss_bytes = static_cast<double>(vm->rss_bytes);
+    if (vm->dirty && vm->dirty->src != wire::DirtySource::kNone && vm->dirty->window_ns > 0) {
+      const double page = vm->dirty->page_bytes > 0 ? static_cast<double>(vm->dirty->page_bytes) : 4096.0;
+      p.dirty_bytes_s = static_cast<double>(vm->dirty->pages) * page * 1e9 / static_cast<double>(vm->dirty->window_ns);
+      if (!vm->dirty->curve.empty()) {
+        tr.dirty_curve.clear();
+        for (const auto& c : vm->dirty->curve) {
+          tr.dirty_curve.push_back(model::DirtyPoint{std::chrono::nanoseconds{c.tau_ns},
+                                                     static_cast<std::uint64_t>(static_cast<double>(c.pages) * page)});
+        }
+      }
+    }
+    tr.points.push_back(p);
   }
   std::vector<ReplayTrace> out;
-  for (auto& [id, acc] : by_id) out.push_back(ReplayTrace{id, std::move(acc.points)});
+  for (auto& [id, acc] : by_id) {
+    acc.tr.vm_id = id;
+    out.push_back(std::move(acc.tr));
+  }
+  return out;
+}
+
+std::vector<model::DirtyPoint> working_set_curve(double rate_bytes_s, double wss_bytes) {
+  std::vector<model::DirtyPoint> out;
+  if (!(rate_bytes_s > 0) || !(wss_bytes > 0)) return out;
+  for (double tau = 0.25; tau <= 256; tau *= 2) {
+    const double d = wss_bytes * (1.0 - std::exp(-rate_bytes_s * tau / wss_bytes));
+    out.push_back(model::DirtyPoint{std::chrono::nanoseconds{static_cast<std::int64_t>(tau * 1e9)},
+                                    static_cast<std::uint64_t>(d)});
+  }
   return out;
 }
 

@@ -30,7 +30,34 @@ struct Rng {
     return z ^ (z >> 31);
   }
   double uniform() noexcept { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-  double in(const Range& r) noexcept { return r.min + (r.max - r.min) * uniform(); }
+  // One draw from r. Uniform takes one number from the stream (as before
+  // distributions existed, so old scenarios give the same clusters),
+  // lognormal two (Box-Muller), choice one.
+  double in(const Range& r) noexcept {
+    switch (r.kind) {
+      case DistKind::kUniform:
+        break;
+      case DistKind::kLognormal: {
+        const double u1 = 1.0 - uniform();  // (0, 1]
+        const double u2 = uniform();
+        const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(2 * std::numbers::pi * u2);
+        double x = r.median * std::exp(r.sigma * z);
+        if (r.max > 0) x = std::min(x, r.max);
+        return std::max(x, r.min);
+      }
+      case DistKind::kChoice: {
+        double total = 0;
+        for (std::size_t i = 0; i < r.values.size(); ++i) total += r.weights.empty() ? 1.0 : r.weights[i];
+        double u = uniform() * total;
+        for (std::size_t i = 0; i < r.values.size(); ++i) {
+          u -= r.weights.empty() ? 1.0 : r.weights[i];
+          if (u < 0) return r.values[i];
+        }
+        return r.values.back();
+      }
+    }
+    return r.min + (r.max - r.min) * uniform();
+  }
 };
 
 constexpr double kGiB = 1024.0 * 1024 * 1024;
@@ -100,21 +127,44 @@ class Engine {
 
   void setup() {
     Rng g{s_.seed};
-    const int nvm = s_.vms.empty() ? s_.hosts * s_.vms_per_host : static_cast<int>(s_.vms.size());
+    // Hosts: alike, or group by group.
+    std::vector<Scenario::HostGroup> per_host;
+    if (s_.groups.empty()) {
+      per_host.assign(static_cast<std::size_t>(s_.hosts),
+                      Scenario::HostGroup{1, s_.host_cpus, s_.host_mem_gib, s_.link_gbit_s, s_.vms_per_host});
+    } else {
+      for (const auto& grp : s_.groups) per_host.insert(per_host.end(), static_cast<std::size_t>(grp.count), grp);
+    }
+    // Generated VMs are placed round-robin over the hosts that still take
+    // one: with equal counts VM i lands on host i mod hosts.
+    std::vector<int> slot;
+    if (s_.vms.empty()) {
+      int most = 0;
+      for (const auto& hg : per_host) most = std::max(most, hg.vms_per_host);
+      for (int r = 0; r < most; ++r) {
+        for (int h = 0; h < s_.hosts; ++h) {
+          if (r < per_host[static_cast<std::size_t>(h)].vms_per_host) slot.push_back(h);
+        }
+      }
+    }
+    const int nvm = s_.vms.empty() ? static_cast<int>(slot.size()) : static_cast<int>(s_.vms.size());
     const int stepped_hosts = static_cast<int>(std::lround(s_.step_hosts_frac * s_.hosts));
     host_vms_.assign(static_cast<std::size_t>(s_.hosts), {});
     overhead_.assign(static_cast<std::size_t>(s_.hosts), 0.0);
+    cap_.assign(static_cast<std::size_t>(s_.hosts), 0.0);
     vms_.resize(static_cast<std::size_t>(nvm));
     model_.hosts.resize(static_cast<std::size_t>(s_.hosts));
     model_.vms.resize(static_cast<std::size_t>(nvm));
     char buf[32];
     for (int h = 0; h < s_.hosts; ++h) {
       auto& hs = model_.hosts[static_cast<std::size_t>(h)];
+      const auto& hg = per_host[static_cast<std::size_t>(h)];
       std::snprintf(buf, sizeof buf, "h%04d", h);
       hs.name = buf;
-      hs.cpus = s_.host_cpus;
-      hs.mem_total_bytes = static_cast<std::uint64_t>(s_.host_mem_gib * kGiB);
-      hs.link_bw_bytes_per_s = s_.link_gbit_s * 1e9 / 8;
+      hs.cpus = hg.cpus;
+      cap_[static_cast<std::size_t>(h)] = hg.cpus;
+      hs.mem_total_bytes = static_cast<std::uint64_t>(hg.mem_gib * kGiB);
+      hs.link_bw_bytes_per_s = hg.link_gbit_s * 1e9 / 8;
     }
     for (int i = 0; i < nvm; ++i) {
       Vm& v = vms_[static_cast<std::size_t>(i)];
@@ -122,7 +172,7 @@ class Engine {
       const VmSpec* spec = s_.vms.empty() ? nullptr : &s_.vms[static_cast<std::size_t>(i)];
       // Generated VMs are placed round-robin: every host starts with the same count.
       v.index = i;
-      v.host = spec ? spec->host : i % s_.hosts;
+      v.host = spec ? spec->host : slot[static_cast<std::size_t>(i)];
       v.stepped = v.host < stepped_hosts;
       v.base_cores = spec ? spec->demand_cores : g.in(s_.vm_demand_cores);
       v.phase = g.uniform();
@@ -136,6 +186,18 @@ class Engine {
       vs.ram_bytes = static_cast<std::uint64_t>(ram);
       vs.rss_bytes = static_cast<std::uint64_t>(ram * (spec ? spec->touched_frac : g.in(s_.vm_touched_frac)));
       vs.dirty_bytes_per_s = (spec ? spec->dirty_mib_s : g.in(s_.vm_dirty_mib_s)) * 1024 * 1024;
+      if (s_.vm_dirty_wss_frac.kind != DistKind::kUniform || s_.vm_dirty_wss_frac.max > 0) {
+        // Drawn even for hand-placed VMs, so adding one does not shift the others.
+        const double wss = g.in(s_.vm_dirty_wss_frac) * static_cast<double>(vs.rss_bytes);
+        vs.dirty_curve = working_set_curve(vs.dirty_bytes_per_s, wss);
+      }
+      if (s_.trace == TraceKind::kReplay) {
+        // What the recording knows about this VM replaces the drawn values.
+        const ReplayTrace& rt = s_.replay[static_cast<std::size_t>(i) % s_.replay.size()];
+        if (rt.ram_bytes > 0) vs.ram_bytes = static_cast<std::uint64_t>(rt.ram_bytes);
+        if (rt.rss_bytes > 0) vs.rss_bytes = static_cast<std::uint64_t>(std::min(rt.rss_bytes, rt.ram_bytes > 0 ? rt.ram_bytes : rt.rss_bytes));
+        if (!rt.dirty_curve.empty()) vs.dirty_curve = rt.dirty_curve;
+      }
       host_vms_[static_cast<std::size_t>(v.host)].push_back(i);
       id_index_.emplace(vs.id, i);
     }
@@ -174,20 +236,26 @@ class Engine {
           f = t < v.burst_until ? 1.0 + a : 1.0;
           break;
       }
-      const double cores = s_.trace == TraceKind::kReplay ? replayed(v.index, ts) : v.base_cores * f;
+      double cores = v.base_cores * f;
+      if (s_.trace == TraceKind::kReplay) {
+        const ReplayPoint& p = replayed(v.index, ts);
+        cores = p.cores;
+        if (p.dirty_bytes_s >= 0) model_.vms[static_cast<std::size_t>(v.index)].dirty_bytes_per_s = p.dirty_bytes_s;
+      }
       v.demand = std::max(0.0, cores * (step_on && v.stepped ? s_.step_factor : 1.0));
     }
   }
 
   // Recorded demand of VM i at ts: trace i mod K, the last sample at or
   // before ts, cyclic over the recording's span.
-  double replayed(int i, double ts) const {
+  const ReplayPoint& replayed(int i, double ts) const {
+    static const ReplayPoint kIdle{};
     const auto& pts = s_.replay[static_cast<std::size_t>(i) % s_.replay.size()].points;
-    if (pts.empty()) return 0.0;
-    const double span = pts.back().first + 1.0;
+    if (pts.empty()) return kIdle;
+    const double span = pts.back().t_s + 1.0;
     const double at = std::fmod(ts, span);
-    auto it = std::upper_bound(pts.begin(), pts.end(), at, [](double x, const auto& p) { return x < p.first; });
-    return it == pts.begin() ? pts.front().second : std::prev(it)->second;
+    auto it = std::upper_bound(pts.begin(), pts.end(), at, [](double x, const ReplayPoint& p) { return x < p.t_s; });
+    return it == pts.begin() ? pts.front() : *std::prev(it);
   }
 
   // Cores wanted on host h (VMs plus migration overhead).
@@ -203,7 +271,7 @@ class Engine {
     double steal = 0;
     for (std::size_t h = 0; h < host_vms_.size(); ++h) {
       const double total = host_demand(h);
-      const double cap = s_.host_cpus;
+      const double cap = cap_[h];
       if (total <= cap) continue;
       double vmd = 0;
       for (int i : host_vms_[h]) vmd += vms_[static_cast<std::size_t>(i)].demand;
@@ -214,7 +282,7 @@ class Engine {
 
   std::vector<double> loads() const {
     std::vector<double> l(host_vms_.size());
-    for (std::size_t h = 0; h < l.size(); ++h) l[h] = host_demand(h) / s_.host_cpus;
+    for (std::size_t h = 0; h < l.size(); ++h) l[h] = host_demand(h) / cap_[h];
     return l;
   }
 
@@ -226,6 +294,15 @@ class Engine {
 
   void sample(Ms t) {
     const auto l = loads();
+    // What the policies see: the controller's model smooths host load
+    // (EWMA, BuilderConfig::tau); model_tau_s = 0 shows the truth.
+    if (seen_.empty() || s_.model_tau_s <= 0) {
+      seen_ = l;
+    } else {
+      const double a = 1.0 - std::exp(-static_cast<double>(t - last_sample_) / 1000.0 / s_.model_tau_s);
+      for (std::size_t h = 0; h < l.size(); ++h) seen_[h] += a * (l[h] - seen_[h]);
+    }
+    last_sample_ = t;
     Sample smp;
     smp.t_s = static_cast<double>(t) / 1000.0;
     auto e = strategy::normalized_entropy(l);
@@ -257,9 +334,9 @@ class Engine {
     for (std::size_t h = 0; h < host_vms_.size(); ++h) {
       auto& hs = model_.hosts[h];
       const double total = host_demand(h);
-      const double cap = s_.host_cpus;
+      const double cap = cap_[h];
       const double excess = std::max(0.0, total - cap);
-      hs.cpu_load_frac = total / cap;
+      hs.cpu_load_frac = seen_.empty() ? total / cap : seen_[h];
       hs.steal_frac = excess / cap;
       double used_ram = incoming_ram[h];
       for (int i : host_vms_[h]) {
@@ -375,11 +452,14 @@ class Engine {
   std::vector<Vm> vms_;
   std::vector<std::vector<int>> host_vms_;
   std::vector<double> overhead_;  // cores per host used by running migrations
+  std::vector<double> cap_;       // cores per host
   std::vector<Flight> flights_;   // ordered by (end, vm)
   std::vector<strategy::MoveOutcome> outcomes_;
   std::unordered_map<std::string, int> id_index_;
   std::unordered_map<std::string, int> host_index_;
   model::ClusterModel model_;
+  std::vector<double> seen_;  // host loads as the policies see them (smoothed)
+  Ms last_sample_ = 0;
   Metrics m_;
 };
 

@@ -35,7 +35,7 @@ Status validate(const PlannerConfig& c) {
   if (c.vm_cooldown_base.count() < 0 || c.vm_cooldown_max < c.vm_cooldown_base) {
     return bad("need 0 <= vm_cooldown_base <= vm_cooldown_max");
   }
-  if (c.hot_sustain.count() < 0 || c.cold_sustain.count() < 0 || c.host_hold_down.count() < 0 ||
+  if (c.hot_sustain.count() < 0 || c.cold_sustain.count() < 0 || c.host_hold_down.count() < 0 || c.source_hold_down.count() < 0 ||
       c.no_return_window.count() < 0 || c.vm_cooldown_reset.count() < 0) {
     return bad("durations must be >= 0");
   }

@@ -59,6 +59,11 @@ struct PlannerConfig {
   // A host that gave or received a VM is neither source nor target for this
   // long, so its measured load can settle before it is judged again.
   std::chrono::nanoseconds host_hold_down = std::chrono::minutes{2};
+  // A host that gave a VM may give another after this long (it still may
+  // not receive before host_hold_down). Short, so a hotspot that needs two
+  // moves gets its second soon, but long enough for the model's smoothed
+  // load (tau 30 s, BuilderConfig) to show most of the first move.
+  std::chrono::nanoseconds source_hold_down = std::chrono::seconds{60};
 
   // Concurrency: migrations in or out of one host, and in the whole cluster,
   // counting the ones in flight.

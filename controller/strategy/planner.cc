@@ -70,6 +70,9 @@ struct Eval {
   double score = 0.0;
   MigrationCost cost;
   std::optional<std::string> rejected;
+  // Push: further moves predicted to be needed after this one before the
+  // source is down to the band's exit (0 = this move suffices).
+  std::size_t more_moves = 0;
 };
 
 class Round {
@@ -93,6 +96,7 @@ class Round {
   std::vector<CandidateNote> notes(const std::vector<Eval>& evals, std::size_t chosen,
                                    const std::vector<CandidateNote>& excluded_vms) const;
   std::size_t pick(const std::vector<Eval>& evals, Trigger trig) const;
+  void count_more_moves(std::size_t h, std::vector<Eval>& evals) const;
   void apply(const Eval& e, Trigger trig, std::string reason, std::vector<CandidateNote> cands);
 
   // --- strategies ---
@@ -113,9 +117,11 @@ class Round {
     return it == st_.vms.end() ? nullptr : &it->second;
   }
   void bump_vm(const std::string& id, TimeNs at, const std::string* left_host);
-  void hold(const std::string& host, TimeNs until) {
+  // Hold-down: no target before `until`, no source before `give_until`.
+  void hold(const std::string& host, TimeNs until, TimeNs give_until) {
     auto& h = st_.hosts[host];
     h.hold_until = std::max(h.hold_until, until);
+    h.give_hold_until = std::max(h.give_hold_until, give_until);
   }
   // The VMs on host h in id order, so the plan does not depend on the order
   // of ClusterModel::vms. Sorted on first use: only sources are ever listed,
@@ -153,6 +159,7 @@ class Round {
   std::vector<bool> used_;  // gave or received this round
   int cluster_inflight_ = 0;
   std::optional<EntropyTracker> ent_;
+  model::Band band_;  // cfg_.band with the hot exit in effect this round
   // group -> host index -> members there (in-flight VMs count on both ends).
   std::map<std::string, std::map<std::size_t, int>, std::less<>> anti_;
   std::map<std::string, std::map<std::size_t, int>, std::less<>> aff_;
@@ -219,8 +226,8 @@ void Round::init(const RoundInputs& in, const std::vector<std::size_t>& host_of_
       h.last_event = std::max(h.last_event, o.at);
       h.cooldown_until = std::max(h.cooldown_until, o.at + cooldown_for(cfg_, h.streak));
     }
-    hold(o.src, o.at + cfg_.host_hold_down);
-    hold(o.dst, o.at + cfg_.host_hold_down);
+    hold(o.src, o.at + cfg_.host_hold_down, o.at + (o.succeeded ? cfg_.source_hold_down : cfg_.host_hold_down));
+    hold(o.dst, o.at + cfg_.host_hold_down, o.at + cfg_.host_hold_down);
   }
 
   // In-flight migrations: limits, reservations, and group membership at the target.
@@ -240,6 +247,23 @@ void Round::init(const RoundInputs& in, const std::vector<std::size_t>& host_of_
     if (!m_.vms[v->second].affinity_group.empty()) ++aff_[m_.vms[v->second].affinity_group][d->second];
   }
 
+  // The hot exit in effect: the band's, unless the cluster's mean load is
+  // so close to it that most hosts could never get below it; then halfway
+  // between the mean and the enter threshold, so a hot host can still hand
+  // load to hosts near the mean instead of staying hot for ever.
+  {
+    double sum = 0.0;
+    std::size_t n = 0;
+    for (std::size_t h = 0; h < nh; ++h) {
+      if (m_.hosts[h].stale || m_.hosts[h].maintenance) continue;
+      sum += load_[h];
+      ++n;
+    }
+    const double mean = n > 0 ? sum / static_cast<double>(n) : 0.0;
+    const double margin = (cfg_.band.high_enter - cfg_.band.high_exit) / 2;
+    band_ = cfg_.band;
+    band_.high_exit = std::max(cfg_.band.high_exit, std::min(mean + margin, cfg_.band.high_enter - 0.01));
+  }
   // Hysteresis zones and how long each has held. A stale host's readings
   // are not trusted, so its state restarts from normal.
   for (std::size_t h : by_name_) {
@@ -250,7 +274,7 @@ void Round::init(const RoundInputs& in, const std::vector<std::size_t>& host_of_
       hist.cold = {};
       continue;
     }
-    hist.zone = model::zone_update(hist.zone, load_[h], cfg_.band);
+    hist.zone = model::zone_update(hist.zone, load_[h], band_);
     hist.hot = model::sustained_update(hist.hot, hist.zone == Zone::kHot, now_);
     hist.cold = model::sustained_update(hist.cold, hist.zone == Zone::kCold, now_);
   }
@@ -313,8 +337,8 @@ std::optional<std::string> Round::source_block(std::size_t h) const {
            std::to_string(cfg_.max_inflight_per_host) + " per host)";
   }
   if (m_.hosts[h].maintenance) return std::nullopt;  // evacuation ignores hold-down
-  if (const HostHistory* hist = host_hist(h); hist != nullptr && hist->hold_until > now_) {
-    return "in hold-down for another " + secs(hist->hold_until - now_);
+  if (const HostHistory* hist = host_hist(h); hist != nullptr && hist->give_hold_until > now_) {
+    return "in hold-down for another " + secs(hist->give_hold_until - now_);
   }
   return std::nullopt;
 }
@@ -401,8 +425,8 @@ Eval Round::evaluate(std::size_t v, std::size_t dst, Trigger trig) const {
     return e;
   }
   const double projected = b_after + reserve_frac_[dst];
-  if (projected >= cfg_.band.high_exit) {
-    e.rejected = "target load would be " + num(projected) + " (must stay below " + num(cfg_.band.high_exit) + ")";
+  if (projected >= band_.high_exit) {
+    e.rejected = "target load would be " + num(projected) + " (must stay below " + num(band_.high_exit) + ")";
     return e;
   }
   if (trig != Trigger::kMaintenance) {
@@ -448,6 +472,42 @@ void Round::evaluate_vm_targets(std::size_t v, Trigger trig, std::vector<Eval>& 
       if (target_block(h)) continue;
       out.push_back(evaluate(v, h, trig));
     }
+  }
+}
+
+// The sufficiency of a Push candidate: after moving its VM, how many more
+// moves would bring hot host h down to the band's exit, taking the host's
+// other movable VMs biggest first (the fewest moves possible; a host that
+// no set of its VMs can relieve counts one more than it has VMs). Each
+// further move waits out the source hold-down, so the score becomes the
+// entropy gain per second until the host is relieved:
+//   gain / (predicted seconds + more_moves * source_hold_down).
+// A move that relieves the host alone keeps the paper's gain per second.
+void Round::count_more_moves(std::size_t h, std::vector<Eval>& evals) const {
+  std::vector<std::pair<double, std::size_t>> movable;  // (share, vm), biggest first
+  for (const Eval& e : evals) {
+    if (e.rejected) continue;
+    if (std::none_of(movable.begin(), movable.end(), [&](const auto& p) { return p.second == e.vm; })) {
+      movable.emplace_back(share(e.vm, h), e.vm);
+    }
+  }
+  std::sort(movable.begin(), movable.end(), [&](const auto& x, const auto& y) {
+    return x.first != y.first ? x.first > y.first : m_.vms[x.second].id < m_.vms[y.second].id;
+  });
+  const double need = load_[h] - band_.high_exit;
+  for (Eval& e : evals) {
+    if (e.rejected) continue;
+    double left = need - share(e.vm, h);
+    std::size_t n = 0;
+    for (const auto& [x, v] : movable) {
+      if (left <= 0) break;
+      if (v == e.vm) continue;
+      left -= x;
+      ++n;
+    }
+    e.more_moves = left <= 0 ? n : movable.size() + 1;
+    const double wait_s = std::chrono::duration<double>(cfg_.source_hold_down).count();
+    e.score = e.gain / (std::max(e.cost.total_s, kMinCostS) + static_cast<double>(e.more_moves) * wait_s);
   }
 }
 
@@ -509,7 +569,11 @@ std::vector<CandidateNote> Round::notes(const std::vector<Eval>& evals, std::siz
     if (out.size() >= cap) break;
     const Eval& e = evals[i];
     CandidateNote n{m_.vms[e.vm].id, m_.hosts[e.dst].name, e.score, e.gain, e.cost.total_s, e.rejected};
-    if (i != chosen && !e.rejected) n.rejected = "feasible, but scored lower than the chosen move";
+    if (i != chosen && !e.rejected) {
+      n.rejected = chosen != kNone && e.more_moves > evals[chosen].more_moves
+                       ? "feasible, but leaves the source needing " + std::to_string(e.more_moves) + " more move(s)"
+                       : std::string("feasible, but scored lower than the chosen move");
+    }
     out.push_back(std::move(n));
   }
   for (const auto& n : excluded_vms) {
@@ -567,8 +631,8 @@ void Round::apply(const Eval& e, Trigger trig, std::string reason, std::vector<C
     ++aff_[vm.affinity_group][dst];
   }
   bump_vm(vm.id, now_, &mv.src);
-  hold(mv.src, now_ + cfg_.host_hold_down);
-  hold(mv.dst, now_ + cfg_.host_hold_down);
+  hold(mv.src, now_ + cfg_.host_hold_down, now_ + cfg_.source_hold_down);
+  hold(mv.dst, now_ + cfg_.host_hold_down, now_ + cfg_.host_hold_down);
   plan_.moves.push_back(std::move(mv));
 }
 
@@ -625,7 +689,7 @@ void Round::push() {
     const HostHistory& hist = *host_hist(h);
     const std::string state = "load " + num(load_[h]) + ", hot for " + secs(model::sustained_for(hist.hot, now_)) +
                               ": entered at >= " + num(cfg_.band.high_enter) +
-                              ", leaves at <= " + num(cfg_.band.high_exit);
+                              ", leaves at <= " + num(band_.high_exit);
     if (!model::sustained_at_least(hist.hot, now_, cfg_.hot_sustain)) {
       skip(Trigger::kPush, h, "hot (" + state + "), needs " + secs(cfg_.hot_sustain) + " sustained");
       continue;
@@ -649,6 +713,7 @@ void Round::push() {
       }
       evaluate_vm_targets(v, Trigger::kPush, evals);
     }
+    count_more_moves(h, evals);
     const std::size_t best = pick(evals, Trigger::kPush);
     if (best == kNone) {
       skip(Trigger::kPush, h, "hot (" + state + ") but no feasible candidate", notes(evals, kNone, excluded));
@@ -659,8 +724,11 @@ void Round::push() {
     for (const Eval& x : evals) feasible += x.rejected ? 0 : 1;
     std::string reason = "push: " + host.name + " hot (" + state + "); " + m_.vms[e.vm].name + " (" +
                          num(m_.vms[e.vm].demand_cores()) + " cores) to " + m_.hosts[e.dst].name +
-                         " raises entropy by " + num(e.gain, 4) + " in a predicted " + num(e.cost.total_s, 1) +
-                         " s, the best gain per second of " + std::to_string(feasible) + " feasible candidate(s)";
+                         " raises entropy by " + num(e.gain, 4) + " in a predicted " + num(e.cost.total_s, 1) + " s; " +
+                         (e.more_moves == 0 ? std::string("it brings the host to its exit in one move")
+                                            : std::to_string(e.more_moves) + " more move(s) predicted to reach the exit") +
+                         ", the best gain per second until the host is relieved of " + std::to_string(feasible) +
+                         " feasible candidate(s)";
     apply(e, Trigger::kPush, std::move(reason), notes(evals, best, excluded));
   }
 }

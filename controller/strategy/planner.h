@@ -38,7 +38,8 @@ struct HostHistory {
   model::Zone zone = model::Zone::kNormal;  // hysteresis state
   model::Sustained hot;                     // zone == kHot since
   model::Sustained cold;                    // zone == kCold since
-  TimeNs hold_until{0};                     // hold-down after giving/receiving
+  TimeNs hold_until{0};                     // hold-down after giving/receiving: no target before
+  TimeNs give_hold_until{0};                // no source before (source_hold_down after giving)
   bool operator==(const HostHistory&) const = default;
 };
 

@@ -5,12 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "cost.h"
 #include "policy.h"
+#include "report.h"
 #include "scenario.h"
 #include "sim.h"
 
@@ -184,7 +186,7 @@ TEST(SimOptimum, NoneNeverBalances) {
 }
 
 TEST(SimDeterminism, SameSeedGivesIdenticalMetrics) {
-  for (const char* file : {"low.toml", "medium.toml", "high.toml"}) {
+  for (const char* file : {"low.toml", "medium.toml", "high.toml", "mixed.toml"}) {
     auto s = load_scenario(kScenarios + file);
     ASSERT_TRUE(s.ok()) << s.error().message();
     for (const auto& policy : policy_names()) {
@@ -265,7 +267,7 @@ TEST(SimConservation, NoVmLostOrDuplicatedAcross10000Migrations) {
 }
 
 TEST(SimScenario, ShippedScenariosParse) {
-  for (const char* file : {"low.toml", "medium.toml", "high.toml"}) {
+  for (const char* file : {"low.toml", "medium.toml", "high.toml", "mixed.toml"}) {
     auto s = load_scenario(kScenarios + file);
     EXPECT_TRUE(s.ok()) << file << ": " << (s.ok() ? "" : s.error().message());
   }
@@ -318,6 +320,237 @@ hot_sustain_s = 0
   EXPECT_EQ(s->trace, TraceKind::kDiurnal);
   EXPECT_EQ(s->planner.hot_sustain, std::chrono::nanoseconds{0});
   EXPECT_DOUBLE_EQ(s->migration_cpu_cores, 0.5);
+}
+
+// Keeps the first model the simulator shows a policy, and never moves.
+class Capture final : public Policy {
+ public:
+  std::string_view name() const noexcept override { return "capture"; }
+  Result<std::vector<Move>> decide(const model::ClusterModel& m, const strategy::RoundInputs&) override {
+    if (first.hosts.empty()) first = m;
+    return std::vector<Move>{};
+  }
+  model::ClusterModel first;
+};
+
+model::ClusterModel first_model(const Scenario& s) {
+  Capture c;
+  auto m = run(s, c);
+  EXPECT_TRUE(m.ok()) << m.error().message();
+  return c.first;
+}
+
+constexpr double kGiBd = 1024.0 * 1024 * 1024;
+
+TEST(SimDistributions, ChoiceAndLognormalShapeTheVmSizes) {
+  auto s = parse_scenario(R"(
+[run]
+duration_s = 10
+[cluster]
+hosts = 50
+vms_per_host = 20
+host_mem_gib = 4096
+[vms]
+ram_gib = {dist = "choice", values = [4, 8, 16], weights = [1, 0, 3]}
+dirty_mib_s = {dist = "lognormal", median = 40, sigma = 0.8, min = 5, max = 400}
+)",
+                          "t.toml");
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  EXPECT_EQ(s->vm_ram_gib.kind, DistKind::kChoice);
+  EXPECT_EQ(s->vm_dirty_mib_s.kind, DistKind::kLognormal);
+  const model::ClusterModel m = first_model(*s);
+  ASSERT_EQ(m.vms.size(), 1000u);
+  int n4 = 0, n8 = 0, n16 = 0;
+  std::vector<double> dirty;
+  for (const auto& v : m.vms) {
+    const double g = static_cast<double>(v.ram_bytes) / kGiBd;
+    n4 += std::abs(g - 4) < 1e-6 ? 1 : 0;
+    n8 += std::abs(g - 8) < 1e-6 ? 1 : 0;
+    n16 += std::abs(g - 16) < 1e-6 ? 1 : 0;
+    dirty.push_back(v.dirty_bytes_per_s / (1024 * 1024));
+  }
+  EXPECT_EQ(n4 + n16, 1000);
+  EXPECT_EQ(n8, 0);  // weight 0: never drawn
+  EXPECT_NEAR(static_cast<double>(n16) / 1000, 0.75, 0.05);
+  std::sort(dirty.begin(), dirty.end());
+  EXPECT_GE(dirty.front(), 5.0);
+  EXPECT_LE(dirty.back(), 400.0);
+  EXPECT_NEAR(dirty[500], 40.0, 6.0);  // the median
+  // Lognormal with sigma 0.8: the 84th percentile is ~median * e^0.8.
+  EXPECT_NEAR(dirty[841], 40.0 * std::exp(0.8), 15.0);
+}
+
+TEST(SimDistributions, BadDistributionsAreErrors) {
+  for (const char* bad : {"[vms]\nram_gib = {dist = \"poisson\", min = 1}\n",
+                          "[vms]\nram_gib = {dist = \"lognormal\", median = 0, sigma = 1}\n",
+                          "[vms]\nram_gib = {dist = \"choice\", values = [1, 2], weights = [1]}\n",
+                          "[vms]\nram_gib = {dist = \"choice\", values = [1], weights = [0]}\n",
+                          "[vms]\nram_gib = {dist = \"uniform\", min = 4, max = 2}\n",
+                          "[vms]\nram_gib = {dist = \"uniform\", min = 1, max = 2, typo = 3}\n"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_FALSE(parse_scenario(bad, "t.toml").ok());
+  }
+}
+
+TEST(SimDirtyCurve, WorkingSetCurveSaturatesAtTheHotSet) {
+  const double r = 100e6, w = 2e9;
+  const auto c = working_set_curve(r, w);
+  ASSERT_GE(c.size(), 8u);
+  EXPECT_NEAR(static_cast<double>(c.front().bytes), r * 0.25, r * 0.25 * 0.01);  // slope r at first
+  for (std::size_t i = 1; i < c.size(); ++i) {
+    EXPECT_GT(c[i].tau, c[i - 1].tau);
+    EXPECT_GE(c[i].bytes, c[i - 1].bytes);
+    EXPECT_LE(static_cast<double>(c[i].bytes), w);
+  }
+  EXPECT_GT(static_cast<double>(c.back().bytes), 0.99 * w);
+  EXPECT_TRUE(working_set_curve(0, w).empty());
+}
+
+TEST(SimDirtyCurve, AHotSetMakesAFastWriterCheaperToMove) {
+  // A 32 GiB VM rewriting 900 MiB/s on 10 GbE. As a constant rate, each
+  // pre-copy pass resends 900 MiB per second it took; with a 2 % hot set
+  // (D(tau) saturating at ~590 MiB) the passes shrink to the hot set, so
+  // the predicted move, which is also the simulated one, is far shorter.
+  Scenario s = one_hot_one_idle();
+  s.vms = {VmSpec{0, 2.0, 32, 0.9, 900}, VmSpec{1, 1.0}};
+  const model::ClusterModel flat = first_model(s);
+  s.vm_dirty_wss_frac = Range{0.02, 0.02};
+  const model::ClusterModel curved = first_model(s);
+  ASSERT_TRUE(flat.vms[0].dirty_curve.empty());
+  ASSERT_FALSE(curved.vms[0].dirty_curve.empty());
+  EXPECT_EQ(curved.vms[1].dirty_curve.size(), curved.vms[0].dirty_curve.size());
+  const auto cost = strategy::make_precopy_cost_model();
+  const auto a = cost(flat.vms[0], flat.hosts[0], flat.hosts[1]);
+  const auto b = cost(curved.vms[0], curved.hosts[0], curved.hosts[1]);
+  ASSERT_TRUE(b.converges) << b.model;
+  EXPECT_TRUE(!a.converges || b.total_s < 0.8 * a.total_s) << a.total_s << " vs " << b.total_s;
+}
+
+std::string dirty_vm_line(const char* id, std::uint64_t seq, double t_s, double cores, std::uint64_t pages) {
+  std::string l = vm_line(id, seq, t_s, cores);
+  l.pop_back();  // newline
+  l.pop_back();  // closing brace
+  return l + ",\"dirty\":{\"src\":\"softdirty\",\"window_ns\":1000000000,\"pages\":" + std::to_string(pages) +
+         ",\"page_bytes\":4096,\"curve\":[[500000000," + std::to_string(pages / 2) + "],[1000000000," +
+         std::to_string(pages) + "]]}}\n";
+}
+
+TEST(SimReplay, RecordedRamAndDirtyReplaceTheDrawnOnes) {
+  // "a" reports 4 GiB RAM, 1000 touched bytes and 2560 then 5120 dirty
+  // pages per second: the simulated VM has that RAM, the recorded curve,
+  // and its dirty rate follows the samples.
+  const std::string dir = ::testing::TempDir();
+  {
+    std::ofstream rec(dir + "/sim-rec-dirty.jsonl");
+    rec << dirty_vm_line("a", 1, 1000, 2.0, 2560) << dirty_vm_line("a", 2, 1100, 2.0, 5120);
+    std::ofstream sc(dir + "/sim-replay-dirty.toml");
+    sc << "[run]\nduration_s = 300\n[cluster]\nhosts = 1\nhost_cpus = 8\nvms_per_host = 1\n"
+          "[vms]\ntrace = \"replay\"\nreplay = \"sim-rec-dirty.jsonl\"\nram_gib = [64, 64]\n[step]\nfactor = 1.0\n";
+  }
+  auto s = load_scenario(dir + "/sim-replay-dirty.toml");
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  ASSERT_EQ(s->replay.size(), 1u);
+  EXPECT_DOUBLE_EQ(s->replay[0].ram_bytes, 4294967296.0);
+  ASSERT_EQ(s->replay[0].points.size(), 2u);
+  EXPECT_DOUBLE_EQ(s->replay[0].points[0].dirty_bytes_s, 2560.0 * 4096);
+  ASSERT_EQ(s->replay[0].dirty_curve.size(), 2u);
+  EXPECT_EQ(s->replay[0].dirty_curve[1].bytes, 5120u * 4096);
+
+  struct Rates final : Policy {
+    std::string_view name() const noexcept override { return "rates"; }
+    Result<std::vector<Move>> decide(const model::ClusterModel& m, const strategy::RoundInputs&) override {
+      seen.emplace_back(m.now, m.vms[0]);
+      return std::vector<Move>{};
+    }
+    std::vector<std::pair<model::TimeNs, model::VmState>> seen;
+  } p;
+  ASSERT_TRUE(run(*s, p).ok());
+  ASSERT_FALSE(p.seen.empty());
+  const model::VmState& v0 = p.seen.front().second;
+  EXPECT_EQ(v0.ram_bytes, 4294967296u);  // not the drawn 64 GiB
+  EXPECT_EQ(v0.rss_bytes, 1000u);
+  EXPECT_EQ(v0.dirty_curve, s->replay[0].dirty_curve);
+  EXPECT_DOUBLE_EQ(v0.dirty_bytes_per_s, 2560.0 * 4096);
+  bool later = false;
+  for (const auto& [t, v] : p.seen) {
+    if (t == model::TimeNs{std::chrono::seconds{100}}) {  // the second sample (the recording spans 101 s)
+      EXPECT_DOUBLE_EQ(v.dirty_bytes_per_s, 5120.0 * 4096);
+      later = true;
+    }
+  }
+  EXPECT_TRUE(later);
+}
+
+TEST(SimHosts, GroupsMakeAHeterogeneousCluster) {
+  auto s = parse_scenario(R"(
+[cluster]
+vms_per_host = 3
+groups = [ {count = 2, cpus = 8, link_gbit_s = 1, vms_per_host = 1},
+           {count = 1, cpus = 64, mem_gib = 1024, link_gbit_s = 25} ]
+[vms]
+demand_cores = [2, 2]
+[step]
+factor = 1.0
+)",
+                          "t.toml");
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  EXPECT_EQ(s->hosts, 3);
+  const model::ClusterModel m = first_model(*s);
+  ASSERT_EQ(m.hosts.size(), 3u);
+  EXPECT_EQ(m.hosts[0].cpus, 8u);
+  EXPECT_EQ(m.hosts[2].cpus, 64u);
+  EXPECT_DOUBLE_EQ(m.hosts[0].link_bw_bytes_per_s, 1e9 / 8);
+  EXPECT_DOUBLE_EQ(m.hosts[2].link_bw_bytes_per_s, 25e9 / 8);
+  EXPECT_EQ(m.hosts[2].mem_total_bytes, static_cast<std::uint64_t>(1024 * kGiBd));
+  std::vector<int> count(3, 0);
+  for (const auto& v : m.vms) {
+    for (std::size_t h = 0; h < 3; ++h) count[h] += v.host == m.hosts[h].name ? 1 : 0;
+  }
+  EXPECT_EQ(count, (std::vector<int>{1, 1, 3}));  // the big group inherits vms_per_host = 3
+  // Load is per host: one 2-core VM on 8 cores, three on 64.
+  EXPECT_NEAR(m.hosts[0].cpu_load_frac, 2.0 / 8, 1e-9);
+  EXPECT_NEAR(m.hosts[2].cpu_load_frac, 6.0 / 64, 1e-9);
+  EXPECT_FALSE(parse_scenario("[cluster]\nhosts = 5\ngroups = [{count = 2}]\n", "t.toml").ok());
+  EXPECT_FALSE(parse_scenario("[cluster]\ngroups = [{cpus = 8}]\n", "t.toml").ok());
+  EXPECT_FALSE(parse_scenario("[cluster]\ngroups = [{count = 1, nic = 8}]\n", "t.toml").ok());
+}
+
+TEST(SimHosts, ABigHostRelievesSmallOnes) {
+  // Two small hot hosts and one big idle one: every vmtide policy moves
+  // load to the big host, and the simulator's capacity is per host.
+  Scenario s;
+  s.hosts = 3;
+  s.groups = {Scenario::HostGroup{2, 8, 256, 10, 0}, Scenario::HostGroup{1, 64, 1024, 10, 0}};
+  s.duration_s = 600;
+  s.step_at_s = 0;
+  s.step_factor = 1.0;
+  s.vms = {VmSpec{0, 4.0}, VmSpec{0, 3.0}, VmSpec{1, 4.0}, VmSpec{1, 3.0}, VmSpec{2, 4.0}};
+  for (const char* policy : {"push", "adaptive"}) {
+    SCOPED_TRACE(policy);
+    const Metrics m = must_run(s, policy);
+    ASSERT_FALSE(m.series.empty());
+    EXPECT_LE(m.series.back().max_load, 0.80);  // both small hosts relieved (entropy stays low: 64 vs 8 cores)
+    EXPECT_EQ(m.ping_pong, 0);
+    ASSERT_GE(m.moves.size(), 2u);
+    for (const auto& mv : m.moves) EXPECT_EQ(mv.dst, "h0002");
+  }
+}
+
+TEST(SimReport, SeedMeansAverageTheRuns) {
+  Metrics a, b;
+  a.policy = b.policy = "p";
+  a.time_to_balance_s = 60;
+  a.migrations = 4;
+  b.time_to_balance_s = -1;  // never
+  b.migrations = 6;
+  const auto r = seed_means({{a, b}});
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].runs, 2);
+  EXPECT_EQ(r[0].balanced, 1);
+  EXPECT_DOUBLE_EQ(r[0].time_to_balance_s, 60);  // over the runs that balanced
+  EXPECT_DOUBLE_EQ(r[0].migrations, 5);
+  const std::string t = format_mean_table("x", "1-2", r);
+  EXPECT_NE(t.find("60(60) 1/2"), std::string::npos) << t;
 }
 
 }  // namespace

@@ -48,10 +48,12 @@ std::string all_reasons(const Plan& p) {
 }
 
 TEST(PlannerPush, HotspotMovesTheBestGainPerSecondNotTheBestGain) {
-  // h1 is hot. "big" frees 4 cores (the larger entropy gain) but takes 60 s;
-  // "small" frees 2 cores in 2 s, so it has the best gain per second.
+  // h1 is hot (16 cores, exit 0.75: 1.76 cores must go). "big" frees 4
+  // cores (the larger entropy gain) but takes 60 s; "small" frees 2 cores
+  // in 2 s. Either brings h1 to its exit in one move, so the best gain per
+  // second decides.
   ClusterModel m{at_s(0),
-                 {host("h1", 0.95), host("h2", 0.40), host("h3", 0.45)},
+                 {host("h1", 0.86), host("h2", 0.40), host("h3", 0.45)},
                  {vm("big", "h1", 4.0, 64 * kGiB), vm("small", "h1", 2.0, 2 * kGiB)}};
   const auto r = plan(m, instant_config(), {}, {}, table_cost({{"big", 60.0}, {"small", 2.0}}));
   ASSERT_EQ(r.plan.moves.size(), 1u) << all_reasons(r.plan);
@@ -76,6 +78,113 @@ TEST(PlannerPush, HotspotMovesTheBestGainPerSecondNotTheBestGain) {
   EXPECT_EQ(mv.candidates.front().vm_id, "small");
   EXPECT_FALSE(mv.candidates.front().rejected.has_value());
   EXPECT_NE(mv.reason.find("push: h1 hot"), std::string::npos) << mv.reason;
+}
+
+TEST(PlannerPush, AMoveThatRelievesTheHostBeatsACheaperOneThatDoesNot) {
+  // h1 at 0.95 must shed 3.2 of its 16 cores to reach the exit (0.75).
+  // "small" (2 cores, 2 s) has the best gain per migration second but
+  // leaves h1 hot, so a second move follows after the 60 s source
+  // hold-down: its score counts 2 + 60 s. "big" (4 cores, 60 s) relieves
+  // h1 in one move and is chosen.
+  ClusterModel m{at_s(0),
+                 {host("h1", 0.95), host("h2", 0.40), host("h3", 0.45)},
+                 {vm("big", "h1", 4.0, 64 * kGiB), vm("small", "h1", 2.0, 2 * kGiB)}};
+  const auto r = plan(m, instant_config(), {}, {}, table_cost({{"big", 60.0}, {"small", 2.0}}));
+  ASSERT_EQ(r.plan.moves.size(), 1u) << all_reasons(r.plan);
+  const PlannedMove& mv = r.plan.moves[0];
+  EXPECT_EQ(mv.vm_id, "big");
+  EXPECT_NE(mv.reason.find("to its exit in one move"), std::string::npos) << mv.reason;
+  bool small_noted = false;
+  double small_score = 0;
+  for (const auto& c : mv.candidates) {
+    if (c.vm_id != "small" || c.dst != mv.dst || !c.rejected) continue;
+    small_noted = c.rejected->find("leaves the source needing 1 more move(s)") != std::string::npos;
+    small_score = c.score;
+  }
+  EXPECT_TRUE(small_noted) << all_reasons(r.plan);
+  EXPECT_NEAR(mv.score, mv.gain / 60.0, 1e-12);
+  double small_gain = 0;
+  for (const auto& c : mv.candidates) {
+    if (c.vm_id == "small" && c.dst == mv.dst) small_gain = c.gain;
+  }
+  EXPECT_NEAR(small_score, small_gain / (2.0 + 60.0), 1e-12);
+  EXPECT_GT(small_gain / 2.0, mv.score) << "the scenario must give small the better gain per migration second";
+}
+
+TEST(PlannerPush, WithoutASufficientMoveEachFurtherMoveCountsAHoldDown) {
+  // h1 at 1.00 must shed 4 of 16 cores: no single VM does it. "b3" (3
+  // cores, 30 s) or "b2" (2, 60 s) then need one more move (+60 s each),
+  // "a1" (0.5 core in 0.5 s, by far the best gain per migration second)
+  // two more (+120 s). b3 has the best gain per second until h1 is relieved.
+  ClusterModel m{at_s(0),
+                 {host("h1", 1.00), host("h2", 0.30), host("h3", 0.35)},
+                 {vm("a1", "h1", 0.5, 2 * kGiB), vm("b2", "h1", 2.0, 8 * kGiB), vm("b3", "h1", 3.0, 16 * kGiB)}};
+  const auto r = plan(m, instant_config(), {}, {}, table_cost({{"a1", 0.5}, {"b2", 60.0}, {"b3", 30.0}}));
+  ASSERT_EQ(r.plan.moves.size(), 1u) << all_reasons(r.plan);
+  EXPECT_EQ(r.plan.moves[0].vm_id, "b3") << all_reasons(r.plan);
+  EXPECT_NE(r.plan.moves[0].reason.find("1 more move(s) predicted"), std::string::npos) << r.plan.moves[0].reason;
+  EXPECT_NE(all_reasons(r.plan).find("a1->h2: feasible, but leaves the source needing 2 more move(s)"),
+            std::string::npos)
+      << all_reasons(r.plan);
+}
+
+TEST(PlannerHoldDown, ASourceMayGiveAgainAfterTheShorterSourceHoldDown) {
+  // h1 gave a VM at t=0 and is still hot; h4 received it. With a 60 s
+  // source hold-down and 120 s host hold-down, at t=70 h1 may give again,
+  // but h4 may not receive and h1 may not receive.
+  PlannerConfig cfg = instant_config();
+  cfg.source_hold_down = std::chrono::seconds{60};
+  cfg.host_hold_down = std::chrono::seconds{120};
+  ClusterModel m0{at_s(0),
+                  {host("h1", 0.99), host("h2", 0.50), host("h3", 0.55), host("h4", 0.10)},
+                  {vm("v1", "h1", 2.0), vm("v2", "h1", 2.5), vm("v3", "h1", 1.5)}};
+  const auto r0 = plan(m0, cfg);
+  ASSERT_EQ(r0.plan.moves.size(), 1u) << all_reasons(r0.plan);
+  EXPECT_EQ(r0.plan.moves[0].dst, "h4");
+  const std::string moved = r0.plan.moves[0].vm_id;
+  ClusterModel m1 = m0;
+  m1.now = at_s(30);
+  for (auto& v : m1.vms) {
+    if (v.id == moved) v.host = "h4";
+  }
+  m1.hosts[0].cpu_load_frac = 0.85;
+  m1.hosts[3].cpu_load_frac = 0.25;
+  const RoundInputs done{{}, {MoveOutcome{moved, "h1", "h4", true, at_s(10)}}};
+  const auto r1 = plan(m1, cfg, r0.state, done);
+  EXPECT_TRUE(r1.plan.moves.empty()) << all_reasons(r1.plan);
+  EXPECT_NE(all_reasons(r1.plan).find("h1: hot"), std::string::npos) << all_reasons(r1.plan);
+  ClusterModel m2 = m1;
+  m2.now = at_s(75);
+  const auto r2 = plan(m2, cfg, r1.state);
+  ASSERT_EQ(r2.plan.moves.size(), 1u) << all_reasons(r2.plan);
+  EXPECT_EQ(r2.plan.moves[0].src, "h1");
+  EXPECT_NE(r2.plan.moves[0].dst, "h4") << "h4 received 65 s ago: still in its 120 s hold-down";
+  EXPECT_EQ(r2.state.hosts.at("h1").hold_until, at_s(75) + cfg.host_hold_down);
+  EXPECT_EQ(r2.state.hosts.at("h1").give_hold_until, at_s(75) + cfg.source_hold_down);
+}
+
+TEST(PlannerPush, AtHighMeanLoadTheExitRisesTowardsTheEnterThreshold) {
+  // Mean load 0.80: with the band's exit (0.75) no host could take a VM
+  // and h1 would stay hot for ever. The exit in effect is halfway between
+  // the mean and high_enter (capped at high_enter - 0.01 = 0.84), so h2
+  // takes 1.5 cores (0.72 -> 0.81). At mean 0.60 the band's exit holds.
+  ClusterModel m{at_s(0),
+                 {host("h1", 0.95), host("h2", 0.72), host("h3", 0.73)},
+                 {vm("v", "h1", 1.5), vm("w", "h1", 6.0)}};
+  const auto r = plan(m, instant_config());
+  ASSERT_EQ(r.plan.moves.size(), 1u) << all_reasons(r.plan);
+  EXPECT_EQ(r.plan.moves[0].vm_id, "v");
+  EXPECT_EQ(r.plan.moves[0].dst, "h2");
+  EXPECT_NE(r.plan.moves[0].reason.find("leaves at <= 0.84"), std::string::npos) << r.plan.moves[0].reason;
+  EXPECT_NE(all_reasons(r.plan).find("w->h2: target load would be 1.09 (must stay below 0.84)"), std::string::npos)
+      << all_reasons(r.plan);
+
+  ClusterModel calm{at_s(0),
+                    {host("h1", 0.95), host("h2", 0.40), host("h3", 0.45)},
+                    {vm("v", "h1", 1.5), vm("w", "h1", 6.0)}};
+  const auto c = plan(calm, instant_config());
+  ASSERT_EQ(c.plan.moves.size(), 1u) << all_reasons(c.plan);
+  EXPECT_NE(c.plan.moves[0].reason.find("leaves at <= 0.75"), std::string::npos) << c.plan.moves[0].reason;
 }
 
 TEST(PlannerPull, ColdHostTakesFromTheMostLoadedHost) {
@@ -188,7 +297,8 @@ TEST(PlannerConstraints, TargetRulesTable) {
   const Case cases[] = {
       {"memory does not fit", [](ClusterModel& m, PlannerState&) { m.hosts[1].mem_free_bytes = 14 * kGiB; }, "memory:"},
       {"projected load over the high threshold",
-       [](ClusterModel& m, PlannerState&) { m.hosts[1].cpu_load_frac = 0.70; }, "target load would be"},
+       // 0.74 + 2/16 > 0.84, the exit in effect (the mean, 0.845, raises it to high_enter - 0.01)
+       [](ClusterModel& m, PlannerState&) { m.hosts[1].cpu_load_frac = 0.74; }, "target load would be"},
       {"target under steal", [](ClusterModel& m, PlannerState&) { m.hosts[1].steal_frac = 0.2; }, "under CPU steal"},
       {"target under I/O pressure", [](ClusterModel& m, PlannerState&) { m.hosts[1].io_pressure_frac = 0.5; },
        "under I/O pressure"},
