@@ -14,6 +14,12 @@ Result<std::unique_ptr<Ingest>> Ingest::create(zmq::context_t& ctx, const std::v
     sock.set(zmq::sockopt::rcvhwm, 100000);
     sock.set(zmq::sockopt::heartbeat_ivl, 1000);
     sock.set(zmq::sockopt::heartbeat_timeout, 3000);
+    // A reconnect attempt made while an agent's link was down can hang in
+    // SYN-SENT, retried by TCP with a doubling back-off (and a source
+    // address picked while the route was missing) for about two minutes;
+    // give it up after 2 s so the next attempt starts afresh once the link
+    // is back (ControllerFaults.AgentLinkDownAndUp).
+    sock.set(zmq::sockopt::connect_timeout, 2000);
     if (Status st = wire::apply_limits(sock, limits); !st) return st.error();
     // Agents' kinds only: a decision stream connected by mistake is not input.
     for (const char* kind : {"vm", "host", "hb"}) {

@@ -25,6 +25,7 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include "capabilities.h"
 #include "controller.h"
 #include "decision_log.h"
 #include "controller_config.h"
@@ -172,6 +173,18 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("vmtide-controller"));
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  // Least privilege (docs/security.md): the controller needs no capability
+  // (unprivileged ports, its own files, libvirt over its sockets), so a
+  // root start drops them all, before the first thread (ZeroMQ's, the
+  // executor's) starts: capabilities are per thread.
+  auto kept = caps::keep_only(0);
+  if (!kept) {
+    std::fprintf(stderr, "vmtide-controller: dropping capabilities: %s\n", kept.error().message().c_str());
+    return 1;
+  }
+  spdlog::info("capabilities after start-up: {} (bounding set: {})", caps::names(kept->effective),
+               caps::names(kept->bounding));
 
   struct sigaction sa {};
   sa.sa_handler = on_stop;

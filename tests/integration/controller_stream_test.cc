@@ -22,6 +22,8 @@
 #include <zmq.hpp>
 
 #include "agent_process.h"
+#include "control_client.h"
+#include "fake_host.h"
 #include "publisher.h"
 #include "vmtide/wire/zmq_io.h"
 
@@ -31,39 +33,9 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using testsupport::AgentProcess;
+using testsupport::FakeHost;
 
 constexpr std::uint64_t kTick = 100'000'000ULL;  // 100 ms: a fast agent
-
-// One fake agent: a real Publisher and the load it reports.
-struct FakeHost {
-  std::unique_ptr<agent::Publisher> pub;
-  double load = 0;
-  std::vector<std::pair<std::string, double>> vms;  // id, cores
-  bool alive = true;
-
-  void tick() {
-    if (!alive) return;
-    wire::HostSample h;
-    h.cpus = 8;
-    h.cpu_busy_ns = static_cast<std::uint64_t>(load * 8 * kTick);
-    h.mem_total_bytes = 64ULL << 30;
-    h.mem_avail_bytes = 48ULL << 30;
-    h.link_bps = 10'000'000'000ULL;
-    pub->publish(h, kTick);
-    for (const auto& [id, cores] : vms) {
-      wire::VmSample v;
-      v.id = id;
-      v.name = "vm-" + id;
-      v.vcpus = 4;
-      v.cpu_ns = static_cast<std::uint64_t>(cores * kTick);
-      v.ram_bytes = 2ULL << 30;
-      v.rss_bytes = 1ULL << 30;
-      v.dirty = wire::Dirty{wire::DirtySource::kQemu, 2'000'000'000ULL, 4000, 4096, {}};
-      pub->publish(v, kTick);
-    }
-    pub->publish(wire::Heartbeat{}, 0);
-  }
-};
 
 class ControllerStream : public ::testing::Test {
  protected:
@@ -139,14 +111,7 @@ class ControllerStream : public ::testing::Test {
   }
 
   std::string ask(const std::string& request) {
-    zmq::socket_t req(ctx_, zmq::socket_type::req);
-    req.set(zmq::sockopt::linger, 0);
-    req.set(zmq::sockopt::rcvtimeo, 5000);
-    req.connect(control_endpoint_);
-    req.send(zmq::buffer(request));
-    zmq::message_t answer;
-    if (!req.recv(answer)) return "(no answer within 5 s)";
-    return answer.to_string();
+    return testsupport::ask_controller(ctx_, control_endpoint_, request);
   }
 
   zmq::context_t ctx_;

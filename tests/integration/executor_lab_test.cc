@@ -27,6 +27,7 @@
 #include <string>
 #include <thread>
 
+#include "lab_guest.h"
 #include "libvirt_executor.h"
 #include "libvirtd_fixture.h"
 
@@ -40,21 +41,8 @@ constexpr const char* kName = "vt-exec";
 constexpr const char* kUuid = "6e1f0a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2b";
 constexpr double kMiB = 1024.0 * 1024.0;
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-// The dirtier's last heartbeat second on the console ("dirtier: t=N ..."),
-// -1 before the first.
-int last_heartbeat(const std::string& console) {
-  static const std::regex re(R"(dirtier: t=(\d+) )");
-  int last = -1;
-  for (std::sregex_iterator it(console.begin(), console.end(), re), end; it != end; ++it) {
-    last = std::stoi((*it)[1].str());
-  }
-  return last;
-}
+using testsupport::last_heartbeat;
+using testsupport::read_all;
 
 int lab_id() {
   const char* e = std::getenv("VMTIDE_TEST_LAB_ID");
@@ -141,14 +129,7 @@ class ExecutorOnLab : public ::testing::Test {
     virDomainFree(d);
     return true;
   }
-  int state_on(int i) {
-    virDomainPtr d = lookup(i);
-    if (d == nullptr) return -1;
-    int state = -1, reason = 0;
-    if (virDomainGetState(d, &state, &reason, 0) != 0) state = -1;
-    virDomainFree(d);
-    return state;
-  }
+  int state_on(int i) { return testsupport::domain_state(conn_[i], kUuid); }
 
   // Every test starts from the same place: the guest defined (persistent)
   // and running on lab1 only, its dirtier past the start-up fill.
@@ -161,15 +142,9 @@ class ExecutorOnLab : public ::testing::Test {
       }
     }
     unlink(console().c_str());
-    const std::string xml =
-        "<domain type='qemu'><name>" + std::string(kName) + "</name><uuid>" + kUuid +
-        "</uuid><memory unit='MiB'>256</memory><vcpu>1</vcpu>"
-        "<os><type arch='x86_64' machine='pc'>hvm</type><kernel>" +
-        dir_ + "/guest-vmlinuz</kernel><initrd>" + dir_ +
-        "/guest-initrd.gz</initrd><cmdline>console=ttyS0 quiet vmtide.ws_mib=32 vmtide.rate=3000 "
-        "vmtide.pattern=random vmtide.fill_mib=64</cmdline></os><on_crash>destroy</on_crash>"
-        "<devices><emulator>/usr/bin/qemu-system-x86_64</emulator><serial type='file'><source path='" +
-        console() + "' append='on'/></serial></devices></domain>";
+    const std::string xml = testsupport::lab_guest_xml(
+        kName, kUuid, 256, dir_, console(),
+        "vmtide.ws_mib=32 vmtide.rate=3000 vmtide.pattern=random vmtide.fill_mib=64");
     virDomainPtr d = virDomainDefineXML(conn_[1], xml.c_str());
     ASSERT_NE(d, nullptr) << virGetLastErrorMessage();
     const int rc = virDomainCreate(d);

@@ -21,6 +21,7 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include "capabilities.h"
 #include "config.h"
 #include "exporter.h"
 #include "publisher.h"
@@ -165,24 +166,36 @@ int main(int argc, char** argv) {
   hup.sa_handler = on_hup;
   sigaction(SIGHUP, &hup, nullptr);
 
-  zmq::context_t ctx;
-  // The allow-list's ZAP handler must answer before the socket it guards
-  // accepts a connection; declared after the context, so destroyed first.
-  std::unique_ptr<wire::curve::ZapHandler> zap;
-  if (allowed) {
-    auto z = wire::curve::ZapHandler::start(ctx, std::move(*allowed));
-    if (!z) {
-      std::fprintf(stderr, "vmtide-agent: %s\n", z.error().message().c_str());
+  agent::Sampler sampler({.bpf = cfg.bpf,
+                          .dirty = cfg.dirty,
+                          .dirty_window_ns = static_cast<std::uint64_t>(cfg.dirty_window_s * 1e9),
+                          .dirty_period_ns = static_cast<std::uint64_t>(cfg.dirty_period_s * 1e9),
+                          .rescan_ns = static_cast<std::uint64_t>(cfg.rescan_interval_s * 1e9)},
+                         nullptr);  // the source comes after the drop below
+  if (!sampler.bpf_disabled_reason().empty()) {
+    spdlog::warn("BPF collectors off: {}", sampler.bpf_disabled_reason());
+  }
+  if (!sampler.dirty_disabled_reason().empty()) {
+    spdlog::warn("dirty-page curve off: {}", sampler.dirty_disabled_reason());
+  }
+
+  // Least privilege (docs/security.md): the probes are loaded and
+  // attached, so keep only what the sampling loop needs, before the first
+  // thread starts (ZeroMQ's, the metrics server's): capabilities are per
+  // thread. Reading and resetting soft-dirty bits of another user's QEMU
+  // (/proc/<pid>/clear_refs, pagemap) and talking to its QMP socket need
+  // CAP_DAC_OVERRIDE and CAP_SYS_PTRACE; CPU, steal and I/O need nothing
+  // (world-readable /proc files, and maps and iterators of loaded programs).
+  {
+    const bool other_users_files = sampler.dirty_disabled_reason().empty() || cfg.qmp_sockets;
+    const std::uint64_t keep = other_users_files ? caps::bit(caps::kDacOverride) | caps::bit(caps::kSysPtrace) : 0;
+    auto kept = caps::keep_only(keep);
+    if (!kept) {
+      std::fprintf(stderr, "vmtide-agent: dropping capabilities: %s\n", kept.error().message().c_str());
       return 1;
     }
-    zap = std::move(z).value();
-  }
-  const std::string curve_public = curve ? curve->public_z85 : "";
-  auto pub = agent::Publisher::create(
-      ctx, {.endpoint = cfg.endpoint, .host = cfg.host, .sndhwm = cfg.sndhwm, .curve = std::move(curve)});
-  if (!pub) {
-    std::fprintf(stderr, "vmtide-agent: %s\n", pub.error().message().c_str());
-    return 1;
+    spdlog::info("capabilities after start-up: {} (bounding set: {})", caps::names(kept->effective),
+                 caps::names(kept->bounding));
   }
 
   std::unique_ptr<discovery::VmSource> source;
@@ -208,18 +221,29 @@ int main(int argc, char** argv) {
     spdlog::warn("qmp_sockets applies to procfs discovery only; with libvirt, dirty rates come through libvirt");
   }
   spdlog::info("discovery: {}", source->name());
-  agent::Sampler sampler({.bpf = cfg.bpf,
-                          .dirty = cfg.dirty,
-                          .dirty_window_ns = static_cast<std::uint64_t>(cfg.dirty_window_s * 1e9),
-                          .dirty_period_ns = static_cast<std::uint64_t>(cfg.dirty_period_s * 1e9),
-                          .rescan_ns = static_cast<std::uint64_t>(cfg.rescan_interval_s * 1e9)},
-                         std::move(source));
-  if (!sampler.bpf_disabled_reason().empty()) {
-    spdlog::warn("BPF collectors off: {}", sampler.bpf_disabled_reason());
+  sampler.set_source(std::move(source));
+  if (!sampler.dirty_disabled_reason().empty()) spdlog::info("dirty rates from: {}", sampler.dirty_source());
+
+  // ZeroMQ's threads (and the ZAP handler's) start here, after the
+  // capability drop above, so none of them holds more.
+  zmq::context_t ctx;
+  // The allow-list's ZAP handler must answer before the socket it guards
+  // accepts a connection; declared after the context, so destroyed first.
+  std::unique_ptr<wire::curve::ZapHandler> zap;
+  if (allowed) {
+    auto z = wire::curve::ZapHandler::start(ctx, std::move(*allowed));
+    if (!z) {
+      std::fprintf(stderr, "vmtide-agent: %s\n", z.error().message().c_str());
+      return 1;
+    }
+    zap = std::move(z).value();
   }
-  if (!sampler.dirty_disabled_reason().empty()) {
-    spdlog::warn("dirty-page curve off: {}", sampler.dirty_disabled_reason());
-    spdlog::info("dirty rates from: {}", sampler.dirty_source());
+  const std::string curve_public = curve ? curve->public_z85 : "";
+  auto pub = agent::Publisher::create(
+      ctx, {.endpoint = cfg.endpoint, .host = cfg.host, .sndhwm = cfg.sndhwm, .curve = std::move(curve)});
+  if (!pub) {
+    std::fprintf(stderr, "vmtide-agent: %s\n", pub.error().message().c_str());
+    return 1;
   }
 
   std::unique_ptr<metrics::MetricsExporter> exporter;

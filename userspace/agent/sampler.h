@@ -56,6 +56,10 @@ class Sampler {
  public:
   // `source` says which VMs run here (libvirt or /proc).
   Sampler(SamplerOptions opts, std::unique_ptr<discovery::VmSource> source);
+  // The discovery source, when it is opened after construction: the agent
+  // loads its probes and drops capabilities before it opens libvirt, whose
+  // event loop is a thread of its own (capabilities are per thread).
+  void set_source(std::unique_ptr<discovery::VmSource> source) { source_ = std::move(source); }
   ~Sampler();
 
   // Reads everything at monotonic time `mono_ns`. VMs that appeared or
