@@ -4,7 +4,8 @@
 # machine with dpkg, checks what an operator gets (binaries, configuration,
 # units, man pages, bash completion), and purges them again, leaving nothing
 # behind, whether it passes or fails. Root only; skipped (77) otherwise, or
-# when vmtide packages are already installed (it would not touch those).
+# when vmtide packages or /var/lib/vmtide are already there (it would
+# replace or delete them).
 #   usage: packages.sh SOURCE_DIR PKG_BUILD_DIR
 set -euo pipefail
 src=$1
@@ -20,8 +21,14 @@ for p in "${pkgs[@]}"; do
         exit 77
     fi
 done
+if [[ -e /var/lib/vmtide ]]; then
+    echo "SKIPPED: /var/lib/vmtide exists (a controller's decision log?); purging vmtide-controller would delete it"
+    exit 77
+fi
 had_user=0
 getent passwd vmtide >/dev/null && had_user=1
+had_etc=0  # an operator's keys may live there: then it stays, rightly
+[[ -e /etc/vmtide ]] && had_etc=1
 work=$(mktemp -d /tmp/vmtide-pkg.XXXXXX)
 cleanup() {
     dpkg --purge "${pkgs[@]}" >"$work/purge.log" 2>&1 || cat "$work/purge.log"
@@ -159,6 +166,7 @@ while read -r f; do
 done <<<"$files"
 [[ -z $left ]] || fail "left behind after purge:$left"
 compgen -G '/usr/bin/vmtide*' && fail "/usr/bin/vmtide* left behind"
-[[ -e /etc/vmtide || -e /var/lib/vmtide ]] && fail "/etc/vmtide or /var/lib/vmtide left behind"
+[[ -e /var/lib/vmtide ]] && fail "/var/lib/vmtide left behind"
+[[ $had_etc -eq 0 && -e /etc/vmtide ]] && fail "/etc/vmtide left behind"
 for u in "${units[@]}"; do [[ -e $u ]] && fail "$u left behind"; done
 echo ok
