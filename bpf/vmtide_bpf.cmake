@@ -43,8 +43,11 @@ function(vmtide_bpf_object name src)
   set(obj ${out}/${name}.bpf.o)
   set(skel ${out}/${name}.skel.h)
   get_filename_component(src_abs ${src} ABSOLUTE)
-  # Relative depfile path: Ninja wants depfile targets relative to the build dir.
-  file(RELATIVE_PATH tmp_rel ${CMAKE_BINARY_DIR} ${tmp_obj})
+  # The depfile's target, relative to this directory's binary dir: CMake
+  # (policy CMP0116) reads depfile paths relative to it and rewrites them for
+  # Ninja; relative to the top build dir it became bpf/bpf/NAME.tmp.bpf.o,
+  # which never exists, so every build rebuilt every BPF object and the agent.
+  file(RELATIVE_PATH tmp_rel ${CMAKE_CURRENT_BINARY_DIR} ${tmp_obj})
   add_custom_command(
     OUTPUT ${tmp_obj}
     COMMAND ${CMAKE_COMMAND} -E make_directory ${out}

@@ -62,6 +62,13 @@ Result<Sets> keep_only(std::uint64_t keep) {
   auto before = read();
   if (!before) return before.error();
   keep &= before->permitted;
+  // Already there (e.g. the controller started by its unit as an
+  // unprivileged user): no system call at all. The controller's unit denies
+  // @privileged, capset included, with EPERM.
+  if (before->effective == keep && before->permitted == keep && before->inheritable == 0 && before->ambient == 0 &&
+      (before->effective & bit(kSetpcap)) == 0) {
+    return *before;
+  }
   if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
     return make_error(Errc::kIo, std::string("clearing the ambient capabilities: ") + std::strerror(errno));
   }
