@@ -3,6 +3,7 @@
 // any text parses or fails with an error naming the file and line; a
 // configuration that also validates survives to_toml -> parse unchanged
 // (what --check-config prints reads back as the same configuration).
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -31,6 +32,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   if (!validate(*c)) return 0;
+  // The agent turns each into nanoseconds with static_cast<uint64_t>
+  // (main.cc): past 2^64 ns (584 years) or not finite, that is undefined.
+  for (const double sec : {c->interval_s, c->rescan_interval_s, c->dirty_window_s, c->dirty_period_s}) {
+    require(std::isfinite(sec) && sec >= 0 && sec * 1e9 < 1.8e19, "a valid configuration has a duration "
+                                                                  "that does not fit the agent's nanoseconds");
+  }
   const std::string shown = to_toml(*c);
   auto back = parse_config(shown, "effective");
   require(back.ok(), "to_toml output does not parse");

@@ -58,6 +58,7 @@ Seeds agent_config() {
       {"err_type.toml", "[publish]\nsndhwm = \"many\"\n"},
       {"err_range.toml", "[agent]\ninterval = -1\n[discovery]\nextra_pids = [-5]\n"},
       {"err_syntax.toml", "[collectors]\nbpf = yes\n"},
+      {"regress_dirty_period_inf.toml", "[collectors]\ndirty_period = inf\n"},
   };
 }
 

@@ -65,6 +65,9 @@ TEST(AgentConfig, MistakesAreNamed) {
       {"[publish]\ncurve_secret_key = true\n", "t.toml:2: 'curve_secret_key' must be a string"},
       {"[publish]\nendpoint = \"inproc://x\"\ncurve_secret_key = \"a.key\"\n", "CURVE does not apply to inproc"},
       {"[collectors]\ndirty_window = 40\n", "dirty_window must be > 0 and <= collectors.dirty_period"},
+      // Found by fuzz_agent_config: accepted, then undefined as nanoseconds.
+      {"[collectors]\ndirty_period = inf\n", "dirty_period must be at most 86400"},
+      {"[collectors]\ndirty_period = 1e11\n", "dirty_period must be at most 86400"},
       {"[agent\n", "t.toml:1:"},
   };
   for (const auto& c : cases) {
