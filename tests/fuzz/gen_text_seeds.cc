@@ -116,6 +116,7 @@ Seeds sim_scenario() {
       {"err_no_hosts.toml", "[cluster]\nhosts = 0\n"},
       {"err_trace.toml", "[vms]\ntrace = \"sine\"\n"},
       {"err_range.toml", "[vms]\nram_gib = [8, 4]\n"},
+      {"regress_round_nan.toml", "[run]\nround_s = nan\nduration_s = inf\n"},
   };
 }
 

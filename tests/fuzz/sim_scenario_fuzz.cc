@@ -77,6 +77,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   require(validate(*s).ok(), "parse_scenario accepted a scenario validate() rejects");
+  // The simulator's clock is integer milliseconds (llround(s * 1000)).
+  for (const double sec : {s->duration_s, s->round_s, s->tick_s}) {
+    require(std::isfinite(sec) && sec > 0 && sec * 1000 < 9.2e18, "an accepted scenario has a time that is "
+                                                                   "not a finite number of milliseconds");
+  }
   check_traces(s->replay);
   return 0;
 }
