@@ -14,6 +14,14 @@ namespace {
 using std::chrono::nanoseconds;
 
 constexpr nanoseconds kDefaultInterval = std::chrono::seconds{1};
+
+// `n` of a host's intervals, saturating: the agent chooses its interval (up
+// to 2^63 ns on the wire) and the configuration `n`, and converting a
+// double past INT64_MAX to int64 is undefined.
+nanoseconds intervals(double n, nanoseconds interval) {
+  const double ns = n * static_cast<double>(interval.count());
+  return ns < 9.2e18 ? nanoseconds{static_cast<std::int64_t>(ns)} : nanoseconds::max();
+}
 constexpr nanoseconds kBucket = std::chrono::seconds{1};
 
 double seconds(nanoseconds d) { return static_cast<double>(d.count()) / 1e9; }
@@ -138,8 +146,7 @@ void ModelBuilder::on_vm(Host& h, const wire::Envelope& env, const wire::VmSampl
 std::string ModelBuilder::stale_reason(const Host& h, TimeNs now) const {
   char buf[160];
   const nanoseconds interval = h.h.interval.count() > 0 ? h.h.interval : kDefaultInterval;
-  const auto limit = std::max(cfg_.min_stale_after,
-                              nanoseconds{static_cast<std::int64_t>(cfg_.stale_after_intervals * static_cast<double>(interval.count()))});
+  const auto limit = std::max(cfg_.min_stale_after, intervals(cfg_.stale_after_intervals, interval));
   if (now - h.h.last_seen > limit) {
     std::snprintf(buf, sizeof buf, "silent for %.1f s (stale after %.1f s)", seconds(now - h.h.last_seen), seconds(limit));
     return buf;
@@ -172,8 +179,7 @@ std::size_t ModelBuilder::vm_count() const noexcept {
 
 bool ModelBuilder::vm_expired(const Host& h, const Vm& v, TimeNs now) const {
   const nanoseconds interval = h.h.interval.count() > 0 ? h.h.interval : kDefaultInterval;
-  const auto limit = std::max(cfg_.min_stale_after,
-                              nanoseconds{static_cast<std::int64_t>(cfg_.vm_expiry_intervals * static_cast<double>(interval.count()))});
+  const auto limit = std::max(cfg_.min_stale_after, intervals(cfg_.vm_expiry_intervals, interval));
   return now - v.last_seen > limit;
 }
 

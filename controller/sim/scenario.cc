@@ -177,6 +177,11 @@ Status validate(const Scenario& s) {
     return make_error(Errc::kInvalidArgument,
                       "hosts, host_cpus, vms_per_host, round_s, tick_s and duration_s must be > 0");
   }
+  // The clock is integer milliseconds: NaN passes the test above, and inf
+  // or 1e300 s have no millisecond count.
+  for (const double t : {s.duration_s, s.round_s, s.tick_s}) {
+    if (!(t <= 1e9)) return make_error(Errc::kInvalidArgument, "duration_s, round_s and tick_s must be at most 1e9 s");
+  }
   if (s.trace == TraceKind::kReplay && s.replay.empty()) {
     return make_error(Errc::kInvalidArgument, "trace \"replay\" needs [vms] replay = a recording with vm samples");
   }

@@ -70,6 +70,9 @@ TEST(AgentConfig, MistakesAreNamed) {
       {"[publish]\ncurve_allowed_clients = \"k.pub\"\n", "'curve_allowed_clients' must be"},
       {"[publish]\ncurve_allowed_clients = [\"k.pub\"]\n", "curve_allowed_clients needs publish.curve_secret_key"},
       {"[collectors]\ndirty_window = 40\n", "dirty_window must be > 0 and <= collectors.dirty_period"},
+      // Found by fuzz_agent_config: accepted, then undefined as nanoseconds.
+      {"[collectors]\ndirty_period = inf\n", "dirty_period must be at most 86400"},
+      {"[collectors]\ndirty_period = 1e11\n", "dirty_period must be at most 86400"},
       {"[agent\n", "t.toml:1:"},
   };
   for (const auto& c : cases) {

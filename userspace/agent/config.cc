@@ -109,6 +109,8 @@ Status validate(const AgentConfig& c) {
   if (!(c.dirty_window_s > 0) || !(c.dirty_period_s >= c.dirty_window_s)) {
     return bad("collectors.dirty_window must be > 0 and <= collectors.dirty_period");
   }
+  // Both become integer nanoseconds: inf or 1e11 s would not fit (undefined).
+  if (!(c.dirty_period_s <= 86400)) return bad("collectors.dirty_period must be at most 86400 seconds");
   return {};
 }
 

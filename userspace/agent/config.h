@@ -40,7 +40,7 @@ struct AgentConfig {
   bool bpf = true;
   bool dirty = true;
   double dirty_window_s = 2.0;
-  double dirty_period_s = 30.0;
+  double dirty_period_s = 30.0;  // at most a day
 
   bool operator==(const AgentConfig&) const = default;
 };

@@ -84,6 +84,24 @@ TEST(ModelBuilder, LongerIntervalsStretchTheSilenceLimit) {
   EXPECT_TRUE(b.health(at(25.5))[0].stale);
 }
 
+// Found while writing the fuzz targets: an agent's interval_ns near 2^62
+// times stale_after_intervals (or vm_expiry_intervals) overflowed the
+// conversion to int64 nanoseconds, which is undefined (the UBSan suite
+// stopped here). The limits now saturate: such a host is never "silent".
+TEST(ModelBuilder, AHugeIntervalFromAnAgentSaturatesTheLimits) {
+  ModelBuilder b;
+  FakeAgent a{.host = "kvm1"};
+  const std::uint64_t huge = 4'000'000'000'000'000'000ULL;  // 127 years
+  for (int i = 1; i <= 2; ++i) {
+    ASSERT_TRUE(b.on_message(a.msg(wire::HostSample{.cpus = 4}, huge), at(i)));
+    ASSERT_TRUE(b.on_message(a.vm("u1", 1.0), at(i)));
+  }
+  const auto h = b.health(at(1000));
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_FALSE(h[0].stale) << h[0].stale_reason;
+  EXPECT_NE(find_vm(b.snapshot(at(1000)), "u1"), nullptr);
+}
+
 TEST(ModelBuilder, SequenceGapsMakeAHostStaleUntilTheWindowIsClean) {
   ModelBuilder b({.loss_window = std::chrono::seconds{10}});
   FakeAgent a{.host = "kvm1"};

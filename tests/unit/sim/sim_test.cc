@@ -282,6 +282,8 @@ TEST(SimScenario, UnknownKeysAndBadValuesAreErrors) {
       {"[run]\nseeed = 1\n", "unknown key 'seeed'"},  {"[clusterz]\n", "unknown section"},
       {"[vms]\ntrace = \"sine\"\n", "unknown trace"}, {"[vms]\nram_gib = [8, 4]\n", "min <= max"},
       {"[cluster]\nhosts = 0\n", "must be > 0"},      {"[planner]\nhigh_enter = 0.5\nhigh_exit = 0.6\n", "[planner]"},
+      // Found by fuzz_sim_scenario: accepted, with no millisecond count.
+      {"[run]\nround_s = nan\n", "at most 1e9 s"},     {"[run]\nduration_s = inf\n", "at most 1e9 s"},
   };
   for (const Case& c : cases) {
     auto s = parse_scenario(c.toml, "t.toml");
