@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <cstdint>
 #include <fstream>
 #include <functional>
@@ -117,7 +118,13 @@ inline Status get(const std::string& src, const toml::node& n, const std::string
 }
 inline Status get(const std::string& src, const toml::node& n, const std::string& key, int* out) {
   if (n.is_integer()) {
-    *out = static_cast<int>(*n.value<std::int64_t>());
+    // Out of an int's range is an error, not a silent truncation
+    // (sndhwm = 4294967297 would otherwise become 1).
+    const std::int64_t v = *n.value<std::int64_t>();
+    if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) {
+      return type_error(src, n, key, "an integer that fits in 32 bits");
+    }
+    *out = static_cast<int>(v);
     return {};
   }
   return type_error(src, n, key, "an integer");

@@ -73,6 +73,10 @@ TEST(AgentConfig, MistakesAreNamed) {
       // Found by fuzz_agent_config: accepted, then undefined as nanoseconds.
       {"[collectors]\ndirty_period = inf\n", "dirty_period must be at most 86400"},
       {"[collectors]\ndirty_period = 1e11\n", "dirty_period must be at most 86400"},
+      // Found by fuzz_agent_config in CI: truncated to 32 bits (pid 0),
+      // which the printed configuration then failed to parse back.
+      {"[discovery]\nextra_pids = [1, 4294967296]\n", "t.toml:2: 'extra_pids' must be an array of process ids"},
+      {"[publish]\nsndhwm = 4294967297\n", "t.toml:2: 'sndhwm' must be an integer that fits in 32 bits"},
       {"[agent\n", "t.toml:1:"},
   };
   for (const auto& c : cases) {

@@ -57,7 +57,10 @@ Result<AgentConfig> parse_config(std::string_view text, const std::string& sourc
     const toml::array* a = n.as_array();
     if (a == nullptr) return type_error(s, n, k, "an array of process ids");
     for (const auto& e : *a) {
-      if (!e.is_integer() || *e.value<std::int64_t>() <= 0) return type_error(s, e, k, "an array of process ids");
+      // PID_MAX_LIMIT (include/linux/threads.h): no pid is above 2^22.
+      if (!e.is_integer() || *e.value<std::int64_t>() <= 0 || *e.value<std::int64_t>() > (1 << 22)) {
+        return type_error(s, e, k, "an array of process ids (1 to 4194304)");
+      }
       c.extra_pids.push_back(static_cast<std::uint32_t>(*e.value<std::int64_t>()));
     }
     return {};
