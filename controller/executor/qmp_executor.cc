@@ -38,6 +38,12 @@ Result<std::optional<double>> number(const json::Value& obj, const char* key, co
   if (!d || !std::isfinite(*d)) {
     return make_error(Errc::kWireType, std::string("query-migrate: ") + where + key + " is not a number");
   }
+  // QEMU's fields are 64-bit integers (or small doubles): anything beyond
+  // +-2^62 is a broken reply, and would overflow the integer conversions
+  // below (found by fuzz_qmp_json: a 66-digit total-time became negative).
+  if (std::fabs(*d) > 4.6e18) {
+    return make_error(Errc::kWireType, std::string("query-migrate: ") + where + key + " is out of range");
+  }
   return std::optional<double>(*d);
 }
 
