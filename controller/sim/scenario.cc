@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
 
@@ -186,7 +187,7 @@ Status validate(const Scenario& s) {
     return make_error(Errc::kInvalidArgument, "trace \"replay\" needs [vms] replay = a recording with vm samples");
   }
   if (!s.groups.empty()) {
-    int n = 0;
+    std::int64_t n = 0;  // int counts: their sum can pass INT_MAX
     for (const auto& g : s.groups) {
       if (g.count <= 0 || g.cpus == 0 || g.vms_per_host < 0 || !(g.mem_gib > 0) || !(g.link_gbit_s > 0)) {
         return make_error(Errc::kInvalidArgument, "a host group needs count, cpus, mem_gib and link_gbit_s > 0");
@@ -250,14 +251,19 @@ Result<Scenario> parse_scenario(std::string_view text, const std::string& source
   if (!st) return st.error();
   if (groups != nullptr) {
     if (Status g = get_groups(S, *groups, s, &s.groups); !g) return g.error();
-    int n = 0;
+    std::int64_t n = 0;  // int counts: their sum can pass INT_MAX
     for (const auto& g : s.groups) n += g.count;
+    if (n > std::numeric_limits<int>::max()) {
+      return make_error(Errc::kInvalidArgument,
+                        tomlcfg::where(S, *groups) + "the groups' counts sum to " + std::to_string(n) +
+                            ", more hosts than a simulation can hold");
+    }
     if (hosts_set && n != s.hosts) {
       return make_error(Errc::kInvalidArgument,
                         tomlcfg::where(S, *groups) + "hosts = " + std::to_string(s.hosts) +
                             " but the groups' counts sum to " + std::to_string(n) + " (leave hosts out)");
     }
-    s.hosts = n;
+    s.hosts = static_cast<int>(n);
   }
   st = tomlcfg::walk(*root, S, "vms",
                      {"demand_cores", "ram_gib", "touched_frac", "dirty_mib_s", "dirty_wss_frac", "trace",
@@ -369,13 +375,21 @@ Result<std::vector<ReplayTrace>> load_replay(const std::string& path) {
     if (vm->ram_bytes > 0) tr.ram_bytes = static_cast<double>(vm->ram_bytes);
     if (vm->rss_bytes > 0) tr.rss_bytes = static_cast<double>(vm->rss_bytes);
     if (vm->dirty && vm->dirty->src != wire::DirtySource::kNone && vm->dirty->window_ns > 0) {
-      const double page = vm->dirty->page_bytes > 0 ? static_cast<double>(vm->dirty->page_bytes) : 4096.0;
-      p.dirty_bytes_s = static_cast<double>(vm->dirty->pages) * page * 1e9 / static_cast<double>(vm->dirty->window_ns);
+      const std::uint64_t page = vm->dirty->page_bytes > 0 ? vm->dirty->page_bytes : 4096;
+      p.dirty_bytes_s = static_cast<double>(vm->dirty->pages) * static_cast<double>(page) * 1e9 /
+                        static_cast<double>(vm->dirty->window_ns);
       if (!vm->dirty->curve.empty()) {
         tr.dirty_curve.clear();
         for (const auto& c : vm->dirty->curve) {
-          tr.dirty_curve.push_back(model::DirtyPoint{std::chrono::nanoseconds{c.tau_ns},
-                                                     static_cast<std::uint64_t>(static_cast<double>(c.pages) * page)});
+          std::uint64_t bytes = 0;
+          // 2^64 bytes is 16 EiB: a curve beyond it is a corrupt recording.
+          if (__builtin_mul_overflow(c.pages, page, &bytes) ||
+              c.tau_ns > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+            return make_error(Errc::kInvalidArgument, path + ":" + std::to_string(no) +
+                                                          ": a dirty curve point beyond 2^64 bytes or 2^63 ns");
+          }
+          tr.dirty_curve.push_back(
+              model::DirtyPoint{std::chrono::nanoseconds{static_cast<std::int64_t>(c.tau_ns)}, bytes});
         }
       }
     }

@@ -178,6 +178,30 @@ TEST(SimReplay, MissingOrMalformedRecordingIsAnError) {
   EXPECT_NE(r.error().message().find(":1:"), std::string::npos) << r.error().message();
 }
 
+TEST(SimReplay, ADirtyCurveBeyond64BitsIsAnErrorNotAWrappedNumber) {
+  // Found by fuzz_sim_scenario: 2^48 pages of 4 MiB is 2^70 bytes, which
+  // had no uint64 value (undefined behaviour, not a number).
+  const std::string path = ::testing::TempDir() + "/sim-huge-curve.jsonl";
+  std::string line = vm_line("a", 1, 1000, 1.0);
+  line.insert(line.rfind('}'), ",\"dirty\":{\"src\":\"softdirty\",\"window_ns\":1000000000,\"pages\":5,"
+                               "\"page_bytes\":4194304,\"curve\":[[100000000,281474976710656]]}");
+  std::ofstream(path) << vm_line("b", 1, 1000, 1.0) << line;
+  auto r = load_replay(path);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find(":2: a dirty curve point beyond 2^64 bytes"), std::string::npos)
+      << r.error().message();
+}
+
+TEST(SimHosts, GroupCountsThatOverflowIntAreRejected) {
+  // Two groups of 2^31 - 1 hosts: their sum has no int value.
+  auto s = parse_scenario(
+      "[cluster]\nhosts = 2\n[[cluster.groups]]\ncount = 2147483647\ncpus = 8\nmem_gib = 64\nlink_gbit_s = 10\n"
+      "[[cluster.groups]]\ncount = 2147483647\ncpus = 8\nmem_gib = 64\nlink_gbit_s = 10\n",
+      "t.toml");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("counts sum to 4294967294"), std::string::npos) << s.error().message();
+}
+
 TEST(SimOptimum, NoneNeverBalances) {
   const Metrics m = must_run(one_hot_one_idle(), "none");
   EXPECT_EQ(m.migrations, 0);
