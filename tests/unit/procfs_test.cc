@@ -135,6 +135,37 @@ TEST(ProcStat, OwnProcessIsReadable) {
   EXPECT_EQ(collectors::process_schedstat_split(1u << 23, {}).error().code, Errc::kNotFound);
 }
 
+TEST(ProcStat, KeptOpenFileRereadsTheWholeFileEachTime) {
+  const std::string path = ::testing::TempDir() + "/procfile.txt";
+  std::filesystem::remove(path);
+  collectors::ProcFile f(path);
+  EXPECT_FALSE(f.read()) << "absent: an error, tried again next time";
+  const std::string big(10'000, 'x');  // beyond the first 4 KiB buffer
+  std::ofstream(path) << big;
+  auto a = f.read();
+  ASSERT_TRUE(a) << a.error().message();
+  EXPECT_EQ(*a, big);
+  {
+    // Rewritten in place (the same inode, as /proc files change under an
+    // open descriptor): the next read sees the new text, and only it.
+    std::fstream out(path, std::ios::in | std::ios::out);
+    out << "short";
+  }
+  auto b = f.read();
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->substr(0, 6), "shortx");
+  EXPECT_EQ(b->size(), big.size());
+  // A real /proc file read twice: the same parser accepts both reads.
+  collectors::ProcFile stat("/proc/stat");
+  for (int i = 0; i < 2; ++i) {
+    auto t = stat.read();
+    ASSERT_TRUE(t) << t.error().message();
+    auto cpu = collectors::parse_proc_stat(*t);
+    ASSERT_TRUE(cpu) << cpu.error().message();
+    EXPECT_GT(cpu->cpus, 0u);
+  }
+}
+
 TEST(Discovery, ExtraPidIsFound) {
   const auto self = static_cast<std::uint32_t>(getpid());
   auto found = discovery::scan_qemu_processes("/proc", {self});
