@@ -252,6 +252,31 @@ TEST(Discovery, RescanReadsOnlyWhatChanged) {
   EXPECT_TRUE(cache.by_pid.empty());
 }
 
+TEST(Discovery, ASettledQemuIsNotListedAgainUntilTheFullScan) {
+  FakeProc proc;
+  proc.process(100, "vm1");
+  proc.thread(100, 100, "qemu-system-x86");
+  proc.thread(100, 101, "CPU 0/TCG");
+  discovery::ScanCache cache;
+  cache.full_every = 5;  // scans 0 and 5 are full
+  auto scan = [&] { return discovery::scan_qemu_processes(proc.root(), {}, &cache); };
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(scan().size(), 1u);  // the same threads twice after the first: settled
+  // A vCPU hot-plugged now is seen by the next full scan, not before.
+  proc.thread(100, 102, "CPU 1/TCG");
+  EXPECT_EQ(scan().at(0).vcpu_tids, std::vector<std::uint32_t>{101});
+  EXPECT_EQ(scan().at(0).vcpu_tids, std::vector<std::uint32_t>{101});
+  EXPECT_EQ(scan().at(0).vcpu_tids, (std::vector<std::uint32_t>{101, 102})) << "the full scan lists the threads";
+  // Unsettled again (the threads changed): the next scans list them, and
+  // the first vCPU's exit is seen at once.
+  proc.remove_thread(100, 101);
+  EXPECT_EQ(scan().at(0).vcpu_tids, std::vector<std::uint32_t>{102});
+  // Settled, and then the looked-up vCPU exits: listed again at once.
+  for (int i = 0; i < 2; ++i) scan();
+  proc.remove_thread(100, 102);
+  proc.thread(100, 103, "CPU 0/TCG");
+  EXPECT_EQ(scan().at(0).vcpu_tids, std::vector<std::uint32_t>{103});
+}
+
 TEST(Discovery, OtherProcessesAreReadTwiceThenOnlyInFullScans) {
   FakeProc proc;
   // pid 300 is a fork that will exec QEMU: the first look sees its parent's name.
