@@ -34,6 +34,7 @@ Status parse_balance(const toml::table& root, const std::string& s, strategy::Pl
       "low_exit",          "hot_sustain",
       "cold_sustain",      "adaptive_crossover",
       "min_entropy_gain",  "target_max_steal",
+      "push_relief",       "push_depth_weight",
       "target_max_io_pressure", "target_mem_reserve",
       "cooldown",          "cooldown_factor",
       "cooldown_max",      "cooldown_reset",
@@ -66,6 +67,8 @@ Status parse_balance(const toml::table& root, const std::string& s, strategy::Pl
     if (k == "cold_sustain") return get(s, n, k, &p.cold_sustain);
     if (k == "adaptive_crossover") return get(s, n, k, &p.adaptive_crossover_frac);
     if (k == "min_entropy_gain") return get(s, n, k, &p.min_entropy_gain);
+    if (k == "push_relief") return get(s, n, k, &p.push_relief);
+    if (k == "push_depth_weight") return get(s, n, k, &p.push_depth_weight);
     if (k == "target_max_steal") return get(s, n, k, &p.target_max_steal_frac);
     if (k == "target_max_io_pressure") return get(s, n, k, &p.target_max_io_pressure_frac);
     if (k == "target_mem_reserve") return get(s, n, k, &p.target_mem_reserve_frac);
@@ -340,6 +343,8 @@ std::string to_toml(const ControllerConfig& c) {
                               {"cold_sustain", to_s(p.cold_sustain)},
                               {"adaptive_crossover", p.adaptive_crossover_frac},
                               {"min_entropy_gain", p.min_entropy_gain},
+                              {"push_relief", p.push_relief},
+                              {"push_depth_weight", p.push_depth_weight},
                               {"target_max_steal", p.target_max_steal_frac},
                               {"target_max_io_pressure", p.target_max_io_pressure_frac},
                               {"target_mem_reserve", p.target_mem_reserve_frac},

@@ -56,6 +56,8 @@ strategy = "push"
 high = 0.9
 high_exit = 0.8
 hot_sustain = 30
+push_relief = 0.5
+push_depth_weight = 0.2
 cooldown = 60
 vm_exclude_tags = ["keep"]
 [predictor]
@@ -85,6 +87,8 @@ anti_affinity = ["db"]
   EXPECT_EQ(c->planner.strategy, strategy::StrategyKind::kPush);
   EXPECT_DOUBLE_EQ(c->planner.band.high_enter, 0.9);
   EXPECT_EQ(c->planner.hot_sustain, std::chrono::seconds{30});
+  EXPECT_DOUBLE_EQ(c->planner.push_relief, 0.5);
+  EXPECT_DOUBLE_EQ(c->planner.push_depth_weight, 0.2);
   EXPECT_EQ(c->planner.vm_cooldown_base, std::chrono::seconds{60});
   EXPECT_EQ(c->planner.vm_exclude_tags, std::vector<std::string>{"keep"});
   EXPECT_EQ(c->agent_curve_server_key, "/etc/vmtide/keys/agents.pub");
@@ -126,6 +130,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Bad{"[balance]\nhigh = 0.5\nhigh_exit = 0.6\n", "balance: planner config"},
                       Bad{"[balance]\nstrategy = \"random\"\n", "\"push\", \"pull\" or \"adaptive\""},
                       Bad{"[balance]\ncooldown = -1\n", "seconds >= 0"},
+                      Bad{"[balance]\npush_relief = 2\n", "push_relief must be in [0, 1]"},
                       Bad{"[predictor]\nmodel = \"ml\"\n", "predictor.model 'ml'"},
                       Bad{"[model]\nmax_loss = 0\n", "model.max_loss"},
                       Bad{"[[host]]\nmaintenance = true\n", "[[host]] needs a name"},
