@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <regex>
 
 #include "decision.h"
 #include "entropy.h"
@@ -72,11 +73,23 @@ std::string Controller::next_id() {
   return buf;
 }
 
+namespace {
+
+// A skip's reason without its measurements and countdowns ("in hold-down
+// for another 53 s", "load 91.2 %"): the same skip a round later reads
+// differently but says nothing new.
+std::string without_quantities(const std::string& reason) {
+  static const std::regex kQuantity("[0-9]+(\\.[0-9]+)? ?(ms|s|min|h|%|MiB/s|MiB|GiB)(?![A-Za-z])");
+  return std::regex_replace(reason, kQuantity, "#");
+}
+
+}  // namespace
+
 bool Controller::fresh(const wire::Decision& d, model::TimeNs now) {
   // One slot per acting host: its latest recommendation or skip.
   const std::string slot = d.src.empty() ? d.vm : d.src;
   const std::string key = std::string(wire::outcome_name(d.outcome)) + '|' + d.strategy + '|' + d.vm + '|' + d.dst +
-                          '|' + (d.outcome == wire::Outcome::kSkipped ? d.reason : std::string());
+                          '|' + (d.outcome == wire::Outcome::kSkipped ? without_quantities(d.reason) : std::string());
   auto it = last_.find(slot);
   if (it != last_.end() && it->second.key == key && now - it->second.at < repeat_after) {
     ++counters_.repeats_suppressed;

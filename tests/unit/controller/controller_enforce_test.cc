@@ -201,6 +201,40 @@ TEST(ControllerEnforce, AMigrationsOwnDirtyRateCalibratesTheVmsNextPredictions) 
   EXPECT_NEAR(ctl.vm_dirty().factor(vm, now_s + 600), std::sqrt(3.0), 1e-9);
 }
 
+TEST(ControllerEnforce, ASkipWhoseCountdownTicksIsPublishedOnce) {
+  // After a move both hosts are in hold-down; every round then skips kvm1
+  // "in hold-down for another N s" with a smaller N. Published once, not
+  // once a round (the skip says nothing new until its kind changes).
+  ControllerConfig cfg = enforce_config();
+  cfg.planner.host_hold_down = std::chrono::seconds{120};
+  ScriptedExecutor ex;
+  Controller ctl(cfg, "T");
+  ctl.set_executor(&ex);
+  FakeAgent a{.host = "kvm1"}, b{.host = "kvm2"};
+  double t = 1;
+  ASSERT_EQ(until_move(ctl, a, b, t).size(), 1u);
+  ex.finish("h1", true);
+  ASSERT_EQ(ctl.poll_migrations(at(t)).size(), 1u);
+  std::map<std::string, int> hold_down_skips;  // by host
+  int rounds = 0;
+  std::string reasons;
+  for (; rounds < 20; ++rounds) {
+    t += 1;
+    tick(ctl, a, b, t);
+    auto r = ctl.round(at(t));
+    ASSERT_TRUE(r);
+    for (const auto& d : *r) {
+      if (d.outcome == wire::Outcome::kSkipped && d.reason.find("hold-down") != std::string::npos) {
+        ++hold_down_skips[d.src];
+        reasons += d.src + ": " + d.reason + "\n";
+      }
+    }
+  }
+  // kvm1 (hot, cannot give) and kvm2 (cold, cannot take): once each.
+  EXPECT_EQ(hold_down_skips, (std::map<std::string, int>{{"kvm1", 1}, {"kvm2", 1}})) << reasons;
+  EXPECT_GE(ctl.counters().repeats_suppressed, 10u);
+}
+
 TEST(ControllerEnforce, AFailedMigrationIsPublishedAndBacksOff) {
   ScriptedExecutor ex;
   Controller ctl(enforce_config(), "T");
