@@ -201,9 +201,13 @@ TEST_F(CtxswTest, UntrackedProcessIsNotCounted) {
   pin_to_cpu0(child.pid());
   EXPECT_FALSE(counter_->read(static_cast<std::uint32_t>(child.pid())));
   for (int i = 0; i < 100; ++i) child.ping_pong();
-  // Tracking starts from zero, whatever ran before.
+  // Tracking starts from zero, whatever ran before: none of the 100 rounds'
+  // switches (at least 100) is counted. The child answered the last round
+  // and is on its way back into read(): at most that one switch-out can
+  // fall after tracking starts (it did under TCG in the vmtest), and the
+  // kernel then counts it too (expect_matches_kernel).
   const KernelCounts before = track(child.pid());
-  EXPECT_EQ(expect_matches_kernel(child.pid(), before).out_total(), 0u);
+  EXPECT_LE(expect_matches_kernel(child.pid(), before).out_total(), 1u);
   ASSERT_TRUE(counter_->untrack(static_cast<std::uint32_t>(child.pid())));
   EXPECT_FALSE(counter_->untrack(static_cast<std::uint32_t>(child.pid())));
 }
