@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <regex>
 
 #include "decision.h"
 #include "entropy.h"
@@ -72,11 +73,23 @@ std::string Controller::next_id() {
   return buf;
 }
 
+namespace {
+
+// A skip's reason without its measurements and countdowns ("in hold-down
+// for another 53 s", "load 91.2 %"): the same skip a round later reads
+// differently but says nothing new.
+std::string without_quantities(const std::string& reason) {
+  static const std::regex kQuantity("[0-9]+(\\.[0-9]+)? ?(ms|s|min|h|%|MiB/s|MiB|GiB)(?![A-Za-z])");
+  return std::regex_replace(reason, kQuantity, "#");
+}
+
+}  // namespace
+
 bool Controller::fresh(const wire::Decision& d, model::TimeNs now) {
   // One slot per acting host: its latest recommendation or skip.
   const std::string slot = d.src.empty() ? d.vm : d.src;
   const std::string key = std::string(wire::outcome_name(d.outcome)) + '|' + d.strategy + '|' + d.vm + '|' + d.dst +
-                          '|' + (d.outcome == wire::Outcome::kSkipped ? d.reason : std::string());
+                          '|' + (d.outcome == wire::Outcome::kSkipped ? without_quantities(d.reason) : std::string());
   auto it = last_.find(slot);
   if (it != last_.end() && it->second.key == key && now - it->second.at < repeat_after) {
     ++counters_.repeats_suppressed;
@@ -86,8 +99,23 @@ bool Controller::fresh(const wire::Decision& d, model::TimeNs now) {
   return true;
 }
 
+model::ClusterModel Controller::model_now(model::TimeNs now) const {
+  model::ClusterModel m = builder_.snapshot(now, cfg_.overrides);
+  const double now_s = static_cast<double>(now.count()) / 1e9;
+  if (vm_dirty_.size() == 0) return m;
+  for (auto& v : m.vms) {
+    const double f = vm_dirty_.factor(v.id, now_s);
+    if (f == 1) continue;
+    // Bytes dirtied within tau scale with the rate, up to the guest's RAM.
+    const double cap = v.ram_bytes > 0 ? static_cast<double>(v.ram_bytes) : 1e300;
+    for (auto& p : v.dirty_curve) p.bytes = static_cast<std::uint64_t>(std::min(cap, static_cast<double>(p.bytes) * f));
+    v.dirty_bytes_per_s *= f;
+  }
+  return m;
+}
+
 Result<strategy::Plan> Controller::dry_run(model::TimeNs now) const {
-  const model::ClusterModel m = builder_.snapshot(now, cfg_.overrides);
+  const model::ClusterModel m = model_now(now);
   auto r = strategy::plan_round(m, cfg_.planner, state_, strategy::RoundInputs{}, cost_);
   if (!r) return r.error();
   return std::move(r->plan);
@@ -102,7 +130,8 @@ strategy::RoundInputs Controller::round_inputs() const {
 
 Result<std::vector<wire::Decision>> Controller::round(model::TimeNs now) {
   ++counters_.rounds;
-  const model::ClusterModel m = builder_.snapshot(now, cfg_.overrides);
+  vm_dirty_.prune(static_cast<double>(now.count()) / 1e9);
+  const model::ClusterModel m = model_now(now);
   auto r = strategy::plan_round(m, cfg_.planner, state_, round_inputs(), cost_);
   if (!r) {
     ++counters_.round_errors;
@@ -217,9 +246,15 @@ std::vector<wire::Decision> Controller::poll_migrations(model::TimeNs now) {
       pr = *p;
     }
     if (pr.state == executor::State::kRunning) {
+      // From the second pass on, QEMU's dirty rate is over a pass of the
+      // migration's own length (the first covers the whole of RAM).
+      if (pr.passes >= 2 && pr.dirty_pages_per_s > 0) {
+        f.dirty_bytes_per_s = pr.dirty_pages_per_s * cfg_.predictor.page_bytes;
+      }
       ++it;
       continue;
     }
+    if (pr.dirty_pages_per_s > 0 && pr.passes >= 2) f.dirty_bytes_per_s = pr.dirty_pages_per_s * cfg_.predictor.page_bytes;
     wire::Decision d = f.record;
     const bool ok = pr.state == executor::State::kSucceeded;
     d.outcome = ok ? wire::Outcome::kSucceeded : wire::Outcome::kFailed;
@@ -242,6 +277,19 @@ std::vector<wire::Decision> Controller::poll_migrations(model::TimeNs now) {
       fig.page_bytes = cfg_.predictor.page_bytes;
       fig.succeeded = true;
       calibration_.record(d.src, d.dst, fig);
+    }
+    if (ok && f.dirty_bytes_per_s > 0) {
+      // Per VM: the migration's own dirty rate against the telemetry's.
+      const model::ClusterModel m = builder_.snapshot(now, cfg_.overrides);
+      for (const auto& v : m.vms) {
+        if (v.id != d.vm || !(v.dirty_bytes_per_s > 0)) continue;
+        const double now_s = static_cast<double>(now.count()) / 1e9;
+        vm_dirty_.record(d.vm, f.dirty_bytes_per_s, v.dirty_bytes_per_s, now_s);
+        std::snprintf(buf, sizeof buf, "; dirtied %s/s during the migration, telemetry %s/s: its next predictions x%.2f",
+                      bytes_str(f.dirty_bytes_per_s).c_str(), bytes_str(v.dirty_bytes_per_s).c_str(),
+                      vm_dirty_.factor(d.vm, now_s));
+        *d.detail += buf;
+      }
     }
     executor_->forget(f.handle);
     out.push_back(std::move(d));
@@ -308,7 +356,7 @@ std::string Controller::plan_json(model::TimeNs now) const {
 }
 
 std::string Controller::predict_json(std::string_view vm, model::TimeNs now) const {
-  const model::ClusterModel m = builder_.snapshot(now, cfg_.overrides);
+  const model::ClusterModel m = model_now(now);
   const model::VmState* v = nullptr;
   for (const auto& x : m.vms) {
     if (x.id == vm || x.name == vm) {
@@ -451,7 +499,7 @@ std::string Controller::plan_text(model::TimeNs now) const {
 }
 
 std::string Controller::predict_text(std::string_view vm, model::TimeNs now) const {
-  const model::ClusterModel m = builder_.snapshot(now, cfg_.overrides);
+  const model::ClusterModel m = model_now(now);
   const model::VmState* v = nullptr;
   for (const auto& x : m.vms) {
     if (x.id == vm || x.name == vm) v = &x;

@@ -96,6 +96,7 @@ class Controller {
   [[nodiscard]] const ControllerCounters& counters() const noexcept { return counters_; }
   [[nodiscard]] const strategy::PlannerState& planner_state() const noexcept { return state_; }
   [[nodiscard]] const predictor::CalibrationTable& calibration() const noexcept { return calibration_; }
+  [[nodiscard]] const predictor::VmDirtyCalibration& vm_dirty() const noexcept { return vm_dirty_; }
 
   // How long an unchanged recommendation stays quiet before it is repeated.
   std::chrono::nanoseconds repeat_after = std::chrono::minutes{5};
@@ -112,6 +113,7 @@ class Controller {
   std::uint64_t next_ = 1;
   model::ModelBuilder builder_;
   predictor::CalibrationTable calibration_;  // per host pair, from finished migrations
+  predictor::VmDirtyCalibration vm_dirty_;    // per VM, from its migrations' own dirty rate
   strategy::CostModel cost_;
   strategy::PlannerState state_;
   struct Last {
@@ -128,7 +130,12 @@ class Controller {
     wire::Decision record;  // as published when it started
     model::TimeNs started{0};
     strategy::MigrationCost cost;  // the prediction it started with
+    double dirty_bytes_per_s = 0;  // the guest's dirty rate as the migration last measured it
   };
+  // The cluster as the builder has it, each VM's dirty curve scaled by
+  // what its last migration measured (predictor::VmDirtyCalibration): what
+  // every plan and prediction is made from.
+  [[nodiscard]] model::ClusterModel model_now(model::TimeNs now) const;
   std::map<std::string, Flight, std::less<>> flights_;  // by VM id
   std::vector<strategy::MoveOutcome> outcomes_;         // since the last round
   [[nodiscard]] strategy::RoundInputs round_inputs() const;

@@ -2,6 +2,8 @@
 // Controller configuration parsing and validation (controller_config.h).
 #include "controller_config.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <fstream>
 #include <set>
@@ -32,6 +34,7 @@ Status parse_balance(const toml::table& root, const std::string& s, strategy::Pl
       "low_exit",          "hot_sustain",
       "cold_sustain",      "adaptive_crossover",
       "min_entropy_gain",  "target_max_steal",
+      "push_relief",       "push_depth_weight",
       "target_max_io_pressure", "target_mem_reserve",
       "cooldown",          "cooldown_factor",
       "cooldown_max",      "cooldown_reset",
@@ -64,6 +67,8 @@ Status parse_balance(const toml::table& root, const std::string& s, strategy::Pl
     if (k == "cold_sustain") return get(s, n, k, &p.cold_sustain);
     if (k == "adaptive_crossover") return get(s, n, k, &p.adaptive_crossover_frac);
     if (k == "min_entropy_gain") return get(s, n, k, &p.min_entropy_gain);
+    if (k == "push_relief") return get(s, n, k, &p.push_relief);
+    if (k == "push_depth_weight") return get(s, n, k, &p.push_depth_weight);
     if (k == "target_max_steal") return get(s, n, k, &p.target_max_steal_frac);
     if (k == "target_max_io_pressure") return get(s, n, k, &p.target_max_io_pressure_frac);
     if (k == "target_mem_reserve") return get(s, n, k, &p.target_mem_reserve_frac);
@@ -175,7 +180,22 @@ Result<ControllerConfig> parse_config(std::string_view text, const std::string& 
     c.mode = *mode;
     return {};
   });
-  if (st) st = tomlcfg::walk(root, s, "agents", {"endpoints"}, [&](const std::string& k, const toml::node& n) {
+  if (st) st = tomlcfg::walk(root, s, "agents",
+                             {"endpoints", "curve_server_key", "curve_server_keys", "curve_secret_key"},
+                             [&](const std::string& k, const toml::node& n) -> Status {
+    if (k == "curve_server_key") return get(s, n, k, &c.agent_curve_server_key);
+    if (k == "curve_secret_key") return get(s, n, k, &c.agent_curve_secret_key);
+    if (k == "curve_server_keys") {
+      const toml::table* t = n.as_table();
+      if (t == nullptr) return type_error(s, n, k, "a table of endpoint = key, e.g. \"tcp://kvm1:7470\" = \"kvm1.pub\"");
+      for (const auto& [ep, key] : *t) {
+        const std::string e(ep.str());
+        std::string v;
+        if (Status r = get(s, key, "curve_server_keys.\"" + e + "\"", &v); !r) return r;
+        c.agent_curve_server_keys[e] = v;
+      }
+      return {};
+    }
     return get(s, n, k, &c.agents);
   });
   if (st) st = tomlcfg::walk(root, s, "publish", {"endpoint", "sndhwm"}, [&](const std::string& k, const toml::node& n) {
@@ -241,6 +261,15 @@ Status validate(const ControllerConfig& c) {
       return bad("agents.endpoints: '" + a + "': use tcp://HOST:PORT (e.g. tcp://kvm1:7470) or ipc://PATH");
     }
   }
+  for (const auto& [ep, key] : c.agent_curve_server_keys) {
+    if (std::find(c.agents.begin(), c.agents.end(), ep) == c.agents.end()) {
+      return bad("agents.curve_server_keys: '" + ep + "' is not one of agents.endpoints (spell it the same way)");
+    }
+  }
+  if (!c.agent_curve_secret_key.empty() && c.agent_curve_server_key.empty() && c.agent_curve_server_keys.empty()) {
+    return bad("agents.curve_secret_key needs the agents' public keys too: agents.curve_server_key (the same for "
+               "every agent) or [agents.curve_server_keys] (per endpoint)");
+  }
   if (!endpoint_ok(c.publish_endpoint)) {
     return bad("publish.endpoint '" + c.publish_endpoint + "': use tcp://ADDRESS:PORT (e.g. tcp://127.0.0.1:7471)");
   }
@@ -285,7 +314,17 @@ std::string to_toml(const ControllerConfig& c) {
                                  {"mode", std::string(wire::mode_name(c.mode))},
                                  {"round_interval", c.round_interval_s},
                                  {"log_level", c.log_level}}},
-      {"agents", toml::table{{"endpoints", arr(c.agents)}}},
+      {"agents", [&] {
+         toml::table a{{"endpoints", arr(c.agents)},
+                       {"curve_server_key", c.agent_curve_server_key},
+                       {"curve_secret_key", c.agent_curve_secret_key}};
+         if (!c.agent_curve_server_keys.empty()) {
+           toml::table k;
+           for (const auto& [ep, key] : c.agent_curve_server_keys) k.insert(ep, key);
+           a.insert("curve_server_keys", std::move(k));
+         }
+         return a;
+       }()},
       {"publish", toml::table{{"endpoint", c.publish_endpoint}, {"sndhwm", c.sndhwm}}},
       {"control", toml::table{{"endpoint", c.control_endpoint}}},
       {"log", toml::table{{"decisions", c.decision_log}}},
@@ -304,6 +343,8 @@ std::string to_toml(const ControllerConfig& c) {
                               {"cold_sustain", to_s(p.cold_sustain)},
                               {"adaptive_crossover", p.adaptive_crossover_frac},
                               {"min_entropy_gain", p.min_entropy_gain},
+                              {"push_relief", p.push_relief},
+                              {"push_depth_weight", p.push_depth_weight},
                               {"target_max_steal", p.target_max_steal_frac},
                               {"target_max_io_pressure", p.target_max_io_pressure_frac},
                               {"target_mem_reserve", p.target_mem_reserve_frac},

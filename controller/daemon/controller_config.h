@@ -27,6 +27,15 @@ struct ControllerConfig {
   std::string log_level = "info";
   // [agents]
   std::vector<std::string> agents;  // SUB endpoints, e.g. tcp://kvm1:7470
+  // CURVE toward agents that set publish.curve_secret_key (docs/security.md):
+  // each agent's public key (a .pub file or 40 Z85 characters), the same
+  // for every endpoint or per endpoint; "" = that agent's stream is plain.
+  std::string agent_curve_server_key;
+  std::map<std::string, std::string> agent_curve_server_keys;  // endpoint -> key
+  // The controller's own keypair (.key from `vmtide keygen`, mode 0600), the
+  // client key agents list in publish.curve_allowed_clients; "" = a fresh
+  // keypair each start (enough for agents without an allow-list).
+  std::string agent_curve_secret_key;
   // [publish]
   std::string publish_endpoint = "tcp://127.0.0.1:7471";
   int sndhwm = 10000;

@@ -6,8 +6,35 @@
 
 namespace vmtide::controller {
 
+Result<IngestKeys> load_ingest_keys(const std::vector<std::string>& endpoints, const std::string& default_server_key,
+                                    const std::map<std::string, std::string>& per_endpoint,
+                                    const std::string& client_key_file) {
+  IngestKeys keys;
+  for (const auto& e : endpoints) {
+    auto it = per_endpoint.find(e);
+    const std::string& key = it != per_endpoint.end() ? it->second : default_server_key;
+    if (key.empty()) continue;
+    auto z85 = wire::curve::load_public_key(key);
+    if (!z85) return make_error(Errc::kInvalidArgument, "agent " + e + ": " + z85.error().message());
+    keys.server_public_z85[e] = std::move(*z85);
+  }
+  if (keys.server_public_z85.empty()) {
+    if (!client_key_file.empty()) {
+      return make_error(Errc::kInvalidArgument, "agents.curve_secret_key needs the agents' public keys too");
+    }
+    return keys;
+  }
+  if (!wire::curve::available()) {
+    return make_error(Errc::kUnsupported, "CURVE keys are configured but this libzmq was built without CURVE");
+  }
+  auto client = client_key_file.empty() ? wire::curve::generate() : wire::curve::load_secret_key_file(client_key_file);
+  if (!client) return std::move(client).error();
+  keys.client = std::move(*client);
+  return keys;
+}
+
 Result<std::unique_ptr<Ingest>> Ingest::create(zmq::context_t& ctx, const std::vector<std::string>& endpoints,
-                                               const wire::DecodeLimits& limits) {
+                                               const IngestKeys& keys, const wire::DecodeLimits& limits) {
   try {
     zmq::socket_t sock(ctx, zmq::socket_type::sub);
     sock.set(zmq::sockopt::linger, 0);
@@ -25,7 +52,23 @@ Result<std::unique_ptr<Ingest>> Ingest::create(zmq::context_t& ctx, const std::v
     for (const char* kind : {"vm", "host", "hb"}) {
       sock.set(zmq::sockopt::subscribe, std::string(wire::kTopicPrefix) + kind + ".");
     }
+    // libzmq copies the socket's security options into each connection as
+    // connect() makes it: the plain agents first, then each CURVE agent
+    // with its own server key.
+    std::vector<std::string> order;
     for (const auto& e : endpoints) {
+      if (keys.server_public_z85.count(e) == 0) order.push_back(e);
+    }
+    for (const auto& e : endpoints) {
+      if (keys.server_public_z85.count(e) != 0) order.push_back(e);
+    }
+    for (const auto& e : order) {
+      if (auto k = keys.server_public_z85.find(e); k != keys.server_public_z85.end()) {
+        if (!keys.client) return make_error(Errc::kInvalidArgument, "agent " + e + ": CURVE without a client keypair");
+        if (Status st = wire::curve::configure_client(sock, k->second, *keys.client); !st) {
+          return make_error(st.error().code, "agent " + e + ": " + st.error().message());
+        }
+      }
       try {
         sock.connect(e);
       } catch (const zmq::error_t& err) {

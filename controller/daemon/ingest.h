@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,9 +16,26 @@
 
 #include "vmtide/result.h"
 #include "vmtide/wire/codec.h"
+#include "vmtide/wire/curve.h"
 #include "vmtide/wire/messages.h"
 
 namespace vmtide::controller {
+
+// CURVE toward agents, resolved from the configuration before the
+// controller drops its privileges (key files may be readable only then).
+struct IngestKeys {
+  std::map<std::string, std::string> server_public_z85;  // endpoint -> agent's key; absent: plain
+  std::optional<wire::curve::KeyPair> client;            // the controller's keypair, with any server key
+};
+
+// Reads the keys the configuration names: `default_server_key` for every
+// endpoint not in `per_endpoint`, each a .pub file or 40 Z85 characters,
+// and `client_key_file` (a .key, 0600; "" = a fresh keypair). Errors name
+// the file or the endpoint.
+[[nodiscard]] Result<IngestKeys> load_ingest_keys(const std::vector<std::string>& endpoints,
+                                                  const std::string& default_server_key,
+                                                  const std::map<std::string, std::string>& per_endpoint,
+                                                  const std::string& client_key_file);
 
 class Ingest {
  public:
@@ -26,6 +44,7 @@ class Ingest {
   // dead TCP peer. kTransport on a bad endpoint.
   [[nodiscard]] static Result<std::unique_ptr<Ingest>> create(zmq::context_t& ctx,
                                                               const std::vector<std::string>& endpoints,
+                                                              const IngestKeys& keys = {},
                                                               const wire::DecodeLimits& limits = {});
 
   using Handler = std::function<void(const wire::Message&)>;

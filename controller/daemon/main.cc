@@ -152,6 +152,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (f.check_config) {
+    const auto& c = *cfg_r;
+    if (auto k = controller::load_ingest_keys(c.agents, c.agent_curve_server_key, c.agent_curve_server_keys,
+                                              c.agent_curve_secret_key);
+        !k) {
+      std::fprintf(stderr, "vmtide-controller: configuration error: CURVE toward agents: %s\n",
+                   k.error().message().c_str());
+      return 1;
+    }
     std::fputs(controller::to_toml(*cfg_r).c_str(), stdout);
     std::fprintf(stderr, "vmtide-controller: configuration OK (%s%s)\n", f.config.c_str(),
                  access(f.config.c_str(), R_OK) == 0 ? "" : ", not found: defaults");
@@ -174,6 +182,15 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
+  // Key files first: one owned by the vmtide user with mode 0600 is not
+  // readable by root once CAP_DAC_OVERRIDE is gone.
+  auto keys = controller::load_ingest_keys(cfg.agents, cfg.agent_curve_server_key, cfg.agent_curve_server_keys,
+                                           cfg.agent_curve_secret_key);
+  if (!keys) {
+    std::fprintf(stderr, "vmtide-controller: CURVE toward agents: %s\n", keys.error().message().c_str());
+    return 1;
+  }
+
   // Least privilege (docs/security.md): the controller needs no capability
   // (unprivileged ports, its own files, libvirt over its sockets), so a
   // root start drops them all, before the first thread (ZeroMQ's, the
@@ -195,7 +212,11 @@ int main(int argc, char** argv) {
   sigaction(SIGHUP, &hup, nullptr);
 
   zmq::context_t ctx;
-  auto ingest = controller::Ingest::create(ctx, cfg.agents);
+  auto ingest = controller::Ingest::create(ctx, cfg.agents, *keys);
+  if (ingest && keys->client) {
+    spdlog::info("CURVE toward {} of {} agents, client key {}", keys->server_public_z85.size(), cfg.agents.size(),
+                 keys->client->public_z85);
+  }
   if (!ingest) {
     std::fprintf(stderr, "vmtide-controller: %s\n", ingest.error().message().c_str());
     return 1;

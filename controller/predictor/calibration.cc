@@ -68,4 +68,25 @@ LinkCalibration CalibrationTable::get(const std::string& src, const std::string&
   return it == pairs_.end() ? LinkCalibration{} : it->second;
 }
 
+void VmDirtyCalibration::record(const std::string& vm, double measured, double modelled, double now_s) {
+  if (!(measured > 0) || !(modelled > 0) || !std::isfinite(measured) || !std::isfinite(modelled)) return;
+  vms_[vm] = Evidence{std::clamp(measured / modelled, 0.25, 4.0), now_s};
+}
+
+double VmDirtyCalibration::factor(const std::string& vm, double now_s) const {
+  auto it = vms_.find(vm);
+  if (it == vms_.end()) return 1;
+  const double age = std::max(0.0, now_s - it->second.at_s);
+  const double weight = half_life_s_ > 0 ? std::exp2(-age / half_life_s_) : 0;
+  // Geometric fading: a factor of 4 and one of 1/4 fade alike.
+  return std::exp(std::log(it->second.ratio) * weight);
+}
+
+void VmDirtyCalibration::prune(double now_s) {
+  std::erase_if(vms_, [&](const auto& kv) {
+    return std::abs(std::log(factor(kv.first, now_s))) < 0.01 * std::abs(std::log(kv.second.ratio)) ||
+           kv.second.ratio == 1;
+  });
+}
+
 }  // namespace vmtide::predictor

@@ -62,4 +62,35 @@ class CalibrationTable {
   std::map<std::pair<std::string, std::string>, LinkCalibration> pairs_;
 };
 
+// What a VM's own migrations showed of its writing. QEMU measures the
+// guest's dirty rate during every pass (libvirt memory_dirty_rate, QMP
+// ram.dirty-pages-rate), over the pass's own length: the scale the
+// prediction needs, measured by the one process that really copies the
+// pages. Its ratio to what the telemetry's curve said at that scale scales
+// the VM's curve for its next predictions (DESIGN.md: "During a migration,
+// the migration's own per-pass statistics are the best signal of all: use
+// them to calibrate"). The ratio is bounded to [1/4, 4], since one pass can
+// catch a burst, and fades back to 1 with a half-life, since the telemetry
+// keeps measuring and the workload keeps changing.
+class VmDirtyCalibration {
+ public:
+  explicit VmDirtyCalibration(double half_life_s = 600) : half_life_s_(half_life_s) {}
+  // `measured` during the migration and `modelled` by the telemetry, both
+  // bytes/s; ignored unless both are > 0 and finite.
+  void record(const std::string& vm, double measured_bytes_per_s, double modelled_bytes_per_s, double now_s);
+  // The factor for the VM's dirty curve now: 1 when nothing was learnt.
+  [[nodiscard]] double factor(const std::string& vm, double now_s) const;
+  // Drops what has faded below 1 % of its effect.
+  void prune(double now_s);
+  [[nodiscard]] std::size_t size() const { return vms_.size(); }
+
+ private:
+  struct Evidence {
+    double ratio = 1;
+    double at_s = 0;
+  };
+  double half_life_s_;
+  std::map<std::string, Evidence> vms_;
+};
+
 }  // namespace vmtide::predictor

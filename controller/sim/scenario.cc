@@ -327,7 +327,7 @@ Result<Scenario> parse_scenario(std::string_view text, const std::string& source
   st = tomlcfg::walk(*root, S, "planner",
                      {"high_enter", "high_exit", "low_enter", "low_exit", "hot_sustain_s", "cold_sustain_s",
                       "host_hold_down_s", "source_hold_down_s", "vm_cooldown_base_s", "no_return_window_s", "adaptive_crossover_frac",
-                      "max_inflight_per_host", "max_inflight_cluster"},
+                      "push_relief", "push_depth_weight", "max_inflight_per_host", "max_inflight_cluster"},
                      [&](const std::string& k, const toml::node& n) -> Status {
                        if (k == "high_enter") return get(S, n, k, &p.band.high_enter);
                        if (k == "high_exit") return get(S, n, k, &p.band.high_exit);
@@ -340,6 +340,8 @@ Result<Scenario> parse_scenario(std::string_view text, const std::string& source
                        if (k == "vm_cooldown_base_s") return get(S, n, k, &p.vm_cooldown_base);
                        if (k == "no_return_window_s") return get(S, n, k, &p.no_return_window);
                        if (k == "adaptive_crossover_frac") return get(S, n, k, &p.adaptive_crossover_frac);
+                       if (k == "push_relief") return get(S, n, k, &p.push_relief);
+                       if (k == "push_depth_weight") return get(S, n, k, &p.push_depth_weight);
                        if (k == "max_inflight_per_host") return get(S, n, k, &p.max_inflight_per_host);
                        return get(S, n, k, &p.max_inflight_cluster);
                      });

@@ -30,6 +30,8 @@ Status validate(const PlannerConfig& c) {
     return bad("need 0 < max_targets_per_vm <= max_target_scan");
   }
   if (c.pull_max_sources == 0) return bad("pull_max_sources must be > 0");
+  if (!(c.push_relief >= 0.0 && c.push_relief <= 1.0)) return bad("push_relief must be in [0, 1]");
+  if (!(c.push_depth_weight >= 0.0) || !std::isfinite(c.push_depth_weight)) return bad("push_depth_weight must be >= 0");
   if (!std::isfinite(c.min_entropy_gain)) return bad("min_entropy_gain");
   if (!(c.vm_cooldown_factor >= 1.0) || !std::isfinite(c.vm_cooldown_factor)) return bad("vm_cooldown_factor < 1");
   if (c.vm_cooldown_base.count() < 0 || c.vm_cooldown_max < c.vm_cooldown_base) {

@@ -39,6 +39,23 @@ struct PlannerConfig {
   std::size_t max_targets_per_vm = 8;
   std::size_t max_target_scan = 64;
   std::size_t pull_max_sources = 3;
+  // Push relieves a hot host down to its relief level, a point in the hot
+  // band: relief = high_exit + push_relief * (high_enter - high_exit), with
+  // the exit in effect (planner.cc raises it at a high mean load). Push acts
+  // on a hot host only while its load is above that level, and its
+  // sufficiency term counts the moves still needed to reach it. 1 (the
+  // default) stops as soon as the host is no longer above high_enter; 0
+  // drains it to the exit, as vmtide did before. Once relieved, a host that
+  // is still in the hot zone moves again only when it is back at high_enter
+  // for hot_sustain. The host stays in the hot zone (no target) until it
+  // falls to high_exit either way. vmtide's choice (docs/evaluation.md):
+  // every move below high_enter buys headroom, not balance.
+  double push_relief = 1.0;
+  // Among Push candidates that relieve the host in as few moves, prefer the
+  // one that leaves more headroom: each move the source would still need to
+  // reach high_exit adds this many source_hold_downs to the candidate's
+  // cost. 0 ignores headroom. vmtide's choice (docs/evaluation.md).
+  double push_depth_weight = 0.1;
   // A Push/Pull move must raise the normalised entropy by more than this.
   double min_entropy_gain = 0.0;
 

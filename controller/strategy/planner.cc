@@ -71,7 +71,7 @@ struct Eval {
   MigrationCost cost;
   std::optional<std::string> rejected;
   // Push: further moves predicted to be needed after this one before the
-  // source is down to the band's exit (0 = this move suffices).
+  // source is down to its relief level (0 = this move suffices).
   std::size_t more_moves = 0;
 };
 
@@ -160,6 +160,7 @@ class Round {
   int cluster_inflight_ = 0;
   std::optional<EntropyTracker> ent_;
   model::Band band_;  // cfg_.band with the hot exit in effect this round
+  double relief_ = 0.0;  // Push relieves a hot host to this load (PlannerConfig::push_relief)
   // group -> host index -> members there (in-flight VMs count on both ends).
   std::map<std::string, std::map<std::size_t, int>, std::less<>> anti_;
   std::map<std::string, std::map<std::size_t, int>, std::less<>> aff_;
@@ -263,6 +264,7 @@ void Round::init(const RoundInputs& in, const std::vector<std::size_t>& host_of_
     const double margin = (cfg_.band.high_enter - cfg_.band.high_exit) / 2;
     band_ = cfg_.band;
     band_.high_exit = std::max(cfg_.band.high_exit, std::min(mean + margin, cfg_.band.high_enter - 0.01));
+    relief_ = band_.high_exit + cfg_.push_relief * (band_.high_enter - band_.high_exit);
   }
   // Hysteresis zones and how long each has held. A stale host's readings
   // are not trusted, so its state restarts from normal.
@@ -275,7 +277,12 @@ void Round::init(const RoundInputs& in, const std::vector<std::size_t>& host_of_
       continue;
     }
     hist.zone = model::zone_update(hist.zone, load_[h], band_);
-    hist.hot = model::sustained_update(hist.hot, hist.zone == Zone::kHot, now_);
+    if (hist.zone != Zone::kHot) hist.relieved = false;
+    // A host Push relieved is overloaded again only at high_enter, and must
+    // stay there for hot_sustain like any new hotspot; hovering between the
+    // relief level and high_enter moves nothing.
+    const bool overloaded = hist.zone == Zone::kHot && (!hist.relieved || load_[h] >= band_.high_enter);
+    hist.hot = model::sustained_update(hist.hot, overloaded, now_);
     hist.cold = model::sustained_update(hist.cold, hist.zone == Zone::kCold, now_);
   }
 
@@ -476,13 +483,18 @@ void Round::evaluate_vm_targets(std::size_t v, Trigger trig, std::vector<Eval>& 
 }
 
 // The sufficiency of a Push candidate: after moving its VM, how many more
-// moves would bring hot host h down to the band's exit, taking the host's
+// moves would bring hot host h down to its relief level, taking the host's
 // other movable VMs biggest first (the fewest moves possible; a host that
 // no set of its VMs can relieve counts one more than it has VMs). Each
 // further move waits out the source hold-down, so the score becomes the
 // entropy gain per second until the host is relieved:
-//   gain / (predicted seconds + more_moves * source_hold_down).
-// A move that relieves the host alone keeps the paper's gain per second.
+//   gain / (predicted seconds + (more_moves + w * to_exit) * source_hold_down)
+// where to_exit counts the moves that would still take the host down to
+// the exit and w is push_depth_weight: between two moves that relieve the
+// host equally soon, the one leaving more headroom wins, so a host left
+// just under high_enter does not drift back over it and cost a move later.
+// A move that relieves the host alone (w = 0) keeps the paper's gain per
+// second.
 void Round::count_more_moves(std::size_t h, std::vector<Eval>& evals) const {
   std::vector<std::pair<double, std::size_t>> movable;  // (share, vm), biggest first
   for (const Eval& e : evals) {
@@ -494,10 +506,8 @@ void Round::count_more_moves(std::size_t h, std::vector<Eval>& evals) const {
   std::sort(movable.begin(), movable.end(), [&](const auto& x, const auto& y) {
     return x.first != y.first ? x.first > y.first : m_.vms[x.second].id < m_.vms[y.second].id;
   });
-  const double need = load_[h] - band_.high_exit;
-  for (Eval& e : evals) {
-    if (e.rejected) continue;
-    double left = need - share(e.vm, h);
+  auto moves_to = [&](const Eval& e, double level) -> std::size_t {
+    double left = load_[h] - level - share(e.vm, h);
     std::size_t n = 0;
     for (const auto& [x, v] : movable) {
       if (left <= 0) break;
@@ -505,9 +515,15 @@ void Round::count_more_moves(std::size_t h, std::vector<Eval>& evals) const {
       left -= x;
       ++n;
     }
-    e.more_moves = left <= 0 ? n : movable.size() + 1;
-    const double wait_s = std::chrono::duration<double>(cfg_.source_hold_down).count();
-    e.score = e.gain / (std::max(e.cost.total_s, kMinCostS) + static_cast<double>(e.more_moves) * wait_s);
+    return left <= 0 ? n : movable.size() + 1;
+  };
+  const double w = cfg_.push_depth_weight;
+  const double wait_s = std::chrono::duration<double>(cfg_.source_hold_down).count();
+  for (Eval& e : evals) {
+    if (e.rejected) continue;
+    e.more_moves = moves_to(e, relief_);
+    const double to_exit = w > 0 ? static_cast<double>(moves_to(e, band_.high_exit)) : 0.0;
+    e.score = e.gain / (std::max(e.cost.total_s, kMinCostS) + (static_cast<double>(e.more_moves) + w * to_exit) * wait_s);
   }
 }
 
@@ -630,6 +646,7 @@ void Round::apply(const Eval& e, Trigger trig, std::string reason, std::vector<C
     --aff_[vm.affinity_group][src];
     ++aff_[vm.affinity_group][dst];
   }
+  if (trig == Trigger::kPush) hh(src).relieved = a_after <= relief_;
   bump_vm(vm.id, now_, &mv.src);
   hold(mv.src, now_ + cfg_.host_hold_down, now_ + cfg_.source_hold_down);
   hold(mv.dst, now_ + cfg_.host_hold_down, now_ + cfg_.host_hold_down);
@@ -690,6 +707,15 @@ void Round::push() {
     const std::string state = "load " + num(load_[h]) + ", hot for " + secs(model::sustained_for(hist.hot, now_)) +
                               ": entered at >= " + num(cfg_.band.high_enter) +
                               ", leaves at <= " + num(band_.high_exit);
+    if (load_[h] <= relief_) {
+      skip(Trigger::kPush, h, "hot (" + state + ") but at or below its relief level " + num(relief_));
+      continue;
+    }
+    if (hist.relieved && load_[h] < band_.high_enter) {
+      skip(Trigger::kPush, h,
+           "hot (" + state + ") but already relieved once; moves again only at >= " + num(band_.high_enter));
+      continue;
+    }
     if (!model::sustained_at_least(hist.hot, now_, cfg_.hot_sustain)) {
       skip(Trigger::kPush, h, "hot (" + state + "), needs " + secs(cfg_.hot_sustain) + " sustained");
       continue;
@@ -725,8 +751,9 @@ void Round::push() {
     std::string reason = "push: " + host.name + " hot (" + state + "); " + m_.vms[e.vm].name + " (" +
                          num(m_.vms[e.vm].demand_cores()) + " cores) to " + m_.hosts[e.dst].name +
                          " raises entropy by " + num(e.gain, 4) + " in a predicted " + num(e.cost.total_s, 1) + " s; " +
-                         (e.more_moves == 0 ? std::string("it brings the host to its exit in one move")
-                                            : std::to_string(e.more_moves) + " more move(s) predicted to reach the exit") +
+                         (e.more_moves == 0 ? "it brings the host to its relief level " + num(relief_) + " in one move"
+                                            : std::to_string(e.more_moves) + " more move(s) predicted to reach the relief level " +
+                                                  num(relief_)) +
                          ", the best gain per second until the host is relieved of " + std::to_string(feasible) +
                          " feasible candidate(s)";
     apply(e, Trigger::kPush, std::move(reason), notes(evals, best, excluded));

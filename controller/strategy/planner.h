@@ -40,6 +40,9 @@ struct HostHistory {
   model::Sustained cold;                    // zone == kCold since
   TimeNs hold_until{0};                     // hold-down after giving/receiving: no target before
   TimeNs give_hold_until{0};                // no source before (source_hold_down after giving)
+  // Push brought it to its relief level during this hot spell: it overloads
+  // anew only at high_enter (with a fresh hot_sustain), not above the level.
+  bool relieved = false;
   bool operator==(const HostHistory&) const = default;
 };
 

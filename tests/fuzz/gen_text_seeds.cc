@@ -67,6 +67,9 @@ Seeds controller_config() {
   full.name = "ctl";
   full.mode = wire::Mode::kEnforce;
   full.agents = {"tcp://kvm1:7470", "tcp://kvm2:7470"};
+  full.agent_curve_server_key = "/etc/vmtide/keys/agents.pub";
+  full.agent_curve_server_keys["tcp://kvm2:7470"] = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+  full.agent_curve_secret_key = "/etc/vmtide/controller.key";
   full.executor = "libvirt";
   full.libvirt_hosts["kvm1"] = {"qemu+ssh://kvm1/system", "qemu+tcp://kvm1/system", "tcp://10.0.0.1"};
   return {

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -20,6 +21,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -27,6 +29,8 @@
 #include <zmq.hpp>
 
 #include "agent_process.h"
+#include "control_client.h"
+#include "metrics_scrape.h"
 #include "vmtide/wire/curve.h"
 #include "vmtide/wire/zmq_io.h"
 
@@ -407,6 +411,87 @@ TEST(CurveTap, PrintsJsonLinesFromACurveAgent) {
   const Ran lonely = run({kCli, "tap", "-c", *ep, "--client-key", dir / "client.key", "-n", "1"}, dir);
   EXPECT_EQ(lonely.status, 1);
   EXPECT_NE(lonely.err.find("--server-key"), std::string::npos) << lonely.err;
+}
+
+// The controller as a CURVE client (agents.curve_server_key(s) and
+// agents.curve_secret_key, docs/security.md): from one SUB socket it reads
+// a CURVE agent whose allow-list holds the controller's key and a plain
+// agent beside it. A controller whose key is not listed learns nothing of
+// that host; the agent logs the refusal and exports it.
+TEST(CurveController, ReadsTheAgentsThatAdmitItAndNoOther) {
+  TempDir dir;
+  for (const char* k : {"agent", "ctl", "stranger"}) ASSERT_EQ(run({kCli, "keygen", dir / k}, dir).status, 0);
+  const std::string allowed = dir / "allowed";
+  ASSERT_EQ(mkdir(allowed.c_str(), 0755), 0);
+  std::filesystem::copy_file(dir / "ctl.pub", allowed + "/ctl.pub");
+  ASSERT_EQ(chmod((allowed + "/ctl.pub").c_str(), 0644), 0);
+  auto args = curve_agent_args(dir / "agent.key");
+  std::replace(args.begin(), args.end(), std::string("off"), std::string("127.0.0.1:0"));  // --metrics
+  args.insert(args.end(), {"--curve-allow", allowed, "--host", "curvehost"});
+  AgentProcess secure(args);
+  const auto secure_ep = secure.endpoint();
+  ASSERT_TRUE(secure_ep) << "agent never reported its endpoint; log:\n" << secure.log;
+  std::smatch port;
+  ASSERT_TRUE(std::regex_search(secure.log, port, std::regex("metrics on http://[0-9.]+:([0-9]+)/"))) << secure.log;
+  AgentProcess plain({kAgent, "--endpoint", "tcp://127.0.0.1:*", "--discovery", "procfs", "--pid",
+                      std::to_string(getpid()), "--no-bpf", "--metrics", "off", "--interval", "0.2", "--host",
+                      "plainhost"});
+  const auto plain_ep = plain.endpoint();
+  ASSERT_TRUE(plain_ep) << "agent never reported its endpoint; log:\n" << plain.log;
+
+  // One controller config per client key; the secure agent's key given per
+  // endpoint in one, for every endpoint in the other.
+  auto controller = [&](const std::string& name, const std::string& agents_section) {
+    const std::string cfg = dir / (name + ".toml");
+    std::ofstream(cfg) << "[controller]\nmode = \"observe\"\nround_interval = 0.3\nname = \"" << name << "\"\n"
+                       << agents_section << "[publish]\nendpoint = \"tcp://127.0.0.1:*\"\n"
+                       << "[control]\nendpoint = \"tcp://127.0.0.1:*\"\n[log]\ndecisions = \"\"\n";
+    return cfg;
+  };
+  const std::string good_cfg = controller(
+      "ctl", "[agents]\nendpoints = [\"" + *plain_ep + "\", \"" + *secure_ep + "\"]\ncurve_secret_key = \"" +
+                 dir / "ctl.key" + "\"\n[agents.curve_server_keys]\n\"" + *secure_ep + "\" = \"" + dir / "agent.pub" +
+                 "\"\n");
+  const std::string bad_cfg =
+      controller("stranger", "[agents]\nendpoints = [\"" + *secure_ep + "\"]\ncurve_server_key = \"" +
+                                 dir / "agent.pub" + "\"\ncurve_secret_key = \"" + dir / "stranger.key" + "\"\n");
+  const std::string kController = VMTIDE_BINARY_DIR "/bin/vmtide-controller";
+  const Ran check = run({kController, "-c", good_cfg, "--check-config"}, dir);
+  ASSERT_EQ(check.status, 0) << check.err;
+  EXPECT_NE(check.out.find("curve_server_keys"), std::string::npos) << check.out;
+
+  const std::regex started("decisions on (tcp://[0-9.]+:[0-9]+).*control (tcp://[0-9.]+:[0-9]+)");
+  AgentProcess good({kController, "-c", good_cfg});
+  auto g = good.wait_for(started);
+  ASSERT_TRUE(g) << "the controller did not start; its log:\n" << good.log;
+  AgentProcess bad({kController, "-c", bad_cfg});
+  auto b = bad.wait_for(started);
+  ASSERT_TRUE(b) << "the controller did not start; its log:\n" << bad.log;
+
+  zmq::context_t ctx;
+  std::string health;
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  auto fresh = [&](const std::string& h, const std::string& host) {
+    return h.find("\"name\":\"" + host + "\",\"stale\":false") != std::string::npos;
+  };
+  while (!(fresh(health, "curvehost") && fresh(health, "plainhost")) && Clock::now() < deadline) {
+    health = testsupport::ask_controller(ctx, (*g)[2], "health.json");
+    if (!(fresh(health, "curvehost") && fresh(health, "plainhost"))) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_TRUE(fresh(health, "curvehost")) << "the listed controller never read the CURVE agent: " << health;
+  EXPECT_TRUE(fresh(health, "plainhost")) << "the plain agent beside it was lost: " << health;
+
+  // The stranger's handshakes are refused, logged and exported; by then it
+  // has had its chance, and knows nothing of the host.
+  ASSERT_TRUE(secure.wait_for(std::regex("CURVE allow-list refused [0-9]+ handshake"))) << secure.log;
+  const std::string bad_health = testsupport::ask_controller(ctx, (*b)[2], "health.json");
+  EXPECT_EQ(bad_health.find("curvehost"), std::string::npos) << bad_health;
+  const std::string text = testsupport::scrape(std::stoi(port[1]));
+  const auto refused = testsupport::metric_value(text, "vmtide_agent_curve_handshakes", "result=\"refused\"");
+  const auto admitted = testsupport::metric_value(text, "vmtide_agent_curve_handshakes", "result=\"admitted\"");
+  ASSERT_TRUE(refused && admitted) << text;
+  EXPECT_GE(*refused, 1);
+  EXPECT_GE(*admitted, 1);
 }
 
 }  // namespace

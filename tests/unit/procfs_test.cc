@@ -135,6 +135,37 @@ TEST(ProcStat, OwnProcessIsReadable) {
   EXPECT_EQ(collectors::process_schedstat_split(1u << 23, {}).error().code, Errc::kNotFound);
 }
 
+TEST(ProcStat, KeptOpenFileRereadsTheWholeFileEachTime) {
+  const std::string path = ::testing::TempDir() + "/procfile.txt";
+  std::filesystem::remove(path);
+  collectors::ProcFile f(path);
+  EXPECT_FALSE(f.read()) << "absent: an error, tried again next time";
+  const std::string big(10'000, 'x');  // beyond the first 4 KiB buffer
+  std::ofstream(path) << big;
+  auto a = f.read();
+  ASSERT_TRUE(a) << a.error().message();
+  EXPECT_EQ(*a, big);
+  {
+    // Rewritten in place (the same inode, as /proc files change under an
+    // open descriptor): the next read sees the new text, and only it.
+    std::fstream out(path, std::ios::in | std::ios::out);
+    out << "short";
+  }
+  auto b = f.read();
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->substr(0, 6), "shortx");
+  EXPECT_EQ(b->size(), big.size());
+  // A real /proc file read twice: the same parser accepts both reads.
+  collectors::ProcFile stat("/proc/stat");
+  for (int i = 0; i < 2; ++i) {
+    auto t = stat.read();
+    ASSERT_TRUE(t) << t.error().message();
+    auto cpu = collectors::parse_proc_stat(*t);
+    ASSERT_TRUE(cpu) << cpu.error().message();
+    EXPECT_GT(cpu->cpus, 0u);
+  }
+}
+
 TEST(Discovery, ExtraPidIsFound) {
   const auto self = static_cast<std::uint32_t>(getpid());
   auto found = discovery::scan_qemu_processes("/proc", {self});
@@ -219,6 +250,31 @@ TEST(Discovery, RescanReadsOnlyWhatChanged) {
   std::filesystem::remove_all(proc.root() + "/100");
   EXPECT_TRUE(discovery::scan_qemu_processes(proc.root(), {}, &cache).empty());
   EXPECT_TRUE(cache.by_pid.empty());
+}
+
+TEST(Discovery, ASettledQemuIsNotListedAgainUntilTheFullScan) {
+  FakeProc proc;
+  proc.process(100, "vm1");
+  proc.thread(100, 100, "qemu-system-x86");
+  proc.thread(100, 101, "CPU 0/TCG");
+  discovery::ScanCache cache;
+  cache.full_every = 5;  // scans 0 and 5 are full
+  auto scan = [&] { return discovery::scan_qemu_processes(proc.root(), {}, &cache); };
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(scan().size(), 1u);  // the same threads twice after the first: settled
+  // A vCPU hot-plugged now is seen by the next full scan, not before.
+  proc.thread(100, 102, "CPU 1/TCG");
+  EXPECT_EQ(scan().at(0).vcpu_tids, std::vector<std::uint32_t>{101});
+  EXPECT_EQ(scan().at(0).vcpu_tids, std::vector<std::uint32_t>{101});
+  EXPECT_EQ(scan().at(0).vcpu_tids, (std::vector<std::uint32_t>{101, 102})) << "the full scan lists the threads";
+  // Unsettled again (the threads changed): the next scans list them, and
+  // the first vCPU's exit is seen at once.
+  proc.remove_thread(100, 101);
+  EXPECT_EQ(scan().at(0).vcpu_tids, std::vector<std::uint32_t>{102});
+  // Settled, and then the looked-up vCPU exits: listed again at once.
+  for (int i = 0; i < 2; ++i) scan();
+  proc.remove_thread(100, 102);
+  proc.thread(100, 103, "CPU 0/TCG");
+  EXPECT_EQ(scan().at(0).vcpu_tids, std::vector<std::uint32_t>{103});
 }
 
 TEST(Discovery, OtherProcessesAreReadTwiceThenOnlyInFullScans) {

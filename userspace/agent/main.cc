@@ -300,6 +300,7 @@ int main(int argc, char** argv) {
   auto interval_ns = static_cast<std::uint64_t>(std::llround(cfg.interval_s * 1e9));
   std::uint64_t next = agent::mono_now_ns();
   std::uint64_t done = 0;
+  std::uint64_t zap_refused_logged = 0;  // refusals already in the log
   while (!g_stop.load()) {
     if (g_reload.exchange(false)) {
       // SIGHUP: re-read the file (flags still win). Interval and log level
@@ -335,9 +336,20 @@ int main(int argc, char** argv) {
     hb.dropped = (*pub)->dropped();
     hb.errors = sampler.errors() + (*pub)->errors();
     (*pub)->publish(hb, 0);
+    if (zap && zap->refused() > zap_refused_logged) {
+      // Once per tick at most: a scanner retrying cannot flood the journal.
+      spdlog::warn("CURVE allow-list refused {} handshake(s) from unlisted client keys ({} since start)",
+                   zap->refused() - zap_refused_logged, zap->refused());
+      zap_refused_logged = zap->refused();
+    }
     if (exporter) {
-      exporter->set_health({.ticks = done, .last_tick_seconds = tick_seconds, .published = (*pub)->published(),
-                            .dropped = (*pub)->dropped(), .errors = hb.errors, .tracked_vms = hb.vms});
+      metrics::AgentHealth health{.ticks = done, .last_tick_seconds = tick_seconds, .published = (*pub)->published(),
+                                  .dropped = (*pub)->dropped(), .errors = hb.errors, .tracked_vms = hb.vms};
+      if (zap) {
+        health.curve_admitted = zap->admitted();
+        health.curve_refused = zap->refused();
+      }
+      exporter->set_health(health);
     }
     for (const auto& vm : tick.vms) {
       // One line per VM per tick: debug level, or a host with hundreds of

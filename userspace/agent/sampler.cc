@@ -13,8 +13,8 @@
 namespace vmtide::agent {
 namespace {
 
-std::optional<collectors::Pressure> read_pressure(const std::string& path) {
-  auto text = collectors::read_text_file(path);
+std::optional<collectors::Pressure> read_pressure(collectors::ProcFile& file) {
+  auto text = file.read();
   if (!text) return std::nullopt;  // kernel without PSI, or psi=0
   auto p = collectors::parse_pressure(*text);
   return p ? std::optional(*p) : std::nullopt;
@@ -155,11 +155,11 @@ std::string printable(const std::string& comm) {
 Sampler::~Sampler() = default;
 
 void Sampler::host_sample(std::uint64_t interval_ns, Tick& out) {
-  auto stat_text = collectors::read_text_file("/proc/stat");
+  auto stat_text = proc_stat_.read();
   auto cpu = stat_text ? collectors::parse_proc_stat(*stat_text) : Result<collectors::CpuTimes>(stat_text.error());
-  auto mem_text = collectors::read_text_file("/proc/meminfo");
+  auto mem_text = meminfo_.read();
   auto mem = mem_text ? collectors::parse_meminfo(*mem_text) : Result<collectors::MemInfo>(mem_text.error());
-  auto load_text = collectors::read_text_file("/proc/loadavg");
+  auto load_text = loadavg_.read();
   auto load = load_text ? collectors::parse_loadavg(*load_text) : Result<collectors::LoadAvg>(load_text.error());
   if (!cpu || !mem || !load) {
     ++errors_;
@@ -167,8 +167,7 @@ void Sampler::host_sample(std::uint64_t interval_ns, Tick& out) {
                  !cpu ? cpu.error().message() : !mem ? mem.error().message() : load.error().message());
     return;
   }
-  HostState now{*cpu, read_pressure("/proc/pressure/cpu"), read_pressure("/proc/pressure/io"),
-                read_pressure("/proc/pressure/memory")};
+  HostState now{*cpu, read_pressure(psi_cpu_), read_pressure(psi_io_), read_pressure(psi_mem_)};
   if (host_ && interval_ns > 0) {
     const std::uint64_t ns_per_tick = 1'000'000'000ULL / static_cast<std::uint64_t>(ticks_per_s_);
     wire::HostSample h;

@@ -119,6 +119,10 @@ class Sampler {
   std::string dirty_disabled_reason_;
   std::map<std::uint32_t, VmState> vms_;  // by pid
   std::optional<HostState> host_;
+  // The host's files, kept open between ticks.
+  collectors::ProcFile proc_stat_{"/proc/stat"}, meminfo_{"/proc/meminfo"}, loadavg_{"/proc/loadavg"};
+  collectors::ProcFile psi_cpu_{"/proc/pressure/cpu"}, psi_io_{"/proc/pressure/io"},
+      psi_mem_{"/proc/pressure/memory"};
   std::optional<std::uint64_t> last_mono_ns_;
   std::optional<std::uint64_t> last_scan_ns_;
   std::uint64_t errors_ = 0;

@@ -154,6 +154,33 @@ Result<std::string> read_text_file(const std::string& path) {
   return out;
 }
 
+ProcFile::~ProcFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<std::string_view> ProcFile::read() {
+  if (fd_ < 0) {
+    fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) return make_error(Errc::kNotFound, "cannot open " + path_);
+  }
+  if (buf_.empty()) buf_.resize(4096);
+  std::size_t len = 0;
+  for (;;) {
+    if (len == buf_.size()) buf_.resize(buf_.size() * 2);
+    const ssize_t n = ::pread(fd_, buf_.data() + len, buf_.size() - len, static_cast<off_t>(len));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int e = errno;
+      ::close(fd_);
+      fd_ = -1;  // opened afresh next time
+      return make_error(e == ESRCH ? Errc::kNotFound : Errc::kIo, "reading " + path_ + ": " + std::strerror(e));
+    }
+    if (n == 0) break;
+    len += static_cast<std::size_t>(n);
+  }
+  return std::string_view(buf_.data(), len);
+}
+
 Result<std::pair<SchedStat, SchedStat>> process_schedstat_split(std::uint32_t pid,
                                                                 const std::vector<std::uint32_t>& subset) {
   const std::string dir = "/proc/" + std::to_string(pid) + "/task";

@@ -54,6 +54,29 @@ struct SchedStat {
 // Reads a whole (small) file; an error if it cannot be opened.
 [[nodiscard]] Result<std::string> read_text_file(const std::string& path);
 
+// A /proc or /sys file read again every sample: kept open, and read from
+// offset 0 with pread into a buffer kept between reads, so a sample costs
+// one system call instead of open, read and close. A file that cannot be
+// opened (a kernel without PSI) is tried again at the next read.
+class ProcFile {
+ public:
+  explicit ProcFile(std::string path) : path_(std::move(path)) {}
+  ~ProcFile();
+  ProcFile(ProcFile&& o) noexcept : path_(std::move(o.path_)), fd_(o.fd_), buf_(std::move(o.buf_)) { o.fd_ = -1; }
+  ProcFile& operator=(ProcFile&&) = delete;
+  ProcFile(const ProcFile&) = delete;
+  ProcFile& operator=(const ProcFile&) = delete;
+
+  // The whole file; valid until the next read().
+  [[nodiscard]] Result<std::string_view> read();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::string buf_;
+};
+
 // One pass over every thread of `pid`: the sum over all of them, and the
 // sum over `subset` (all of them again if `subset` is empty). For a VM:
 // CPU of the whole process, and the run-queue wait of its vCPU threads.

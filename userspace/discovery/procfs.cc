@@ -250,6 +250,19 @@ std::vector<QemuProcess> scan_qemu_processes(const std::string& proc_root,
       }
       continue;
     }
+    // A known QEMU whose threads were the same in the last two scans has
+    // finished starting: between full scans, one lookup of its first vCPU
+    // thread stands for the listing (a tid is not reused while its thread
+    // lives, so the process is the same). vCPUs added later (hot-plug) or
+    // gone wait for the next full scan; the agent's tick sees an exit.
+    if (known) {
+      const ScanCache::Entry& e = cache->by_pid.at(pid);
+      if (e.unchanged >= 2 && !e.vcpus.empty() &&
+          ::faccessat(AT_FDCWD, (dir + "/task/" + std::to_string(e.vcpus.begin()->second)).c_str(), F_OK, 0) == 0) {
+        out.push_back(e.proc);
+        continue;
+      }
+    }
     // Its threads: a getdents, no file reads.
     std::vector<std::uint32_t> tids;
     if (DIR* td = opendir((dir + "/task").c_str())) {
@@ -281,6 +294,7 @@ std::vector<QemuProcess> scan_qemu_processes(const std::string& proc_root,
           }
           e.proc.vcpu_tids.clear();
           for (const auto& [idx, tid] : vcpus) e.proc.vcpu_tids.push_back(tid);
+          e.unchanged = tids == e.tids ? e.unchanged + 1 : 0;
           e.tids = tids;
           e.vcpus = std::move(vcpus);
           out.push_back(e.proc);
@@ -317,7 +331,7 @@ std::vector<QemuProcess> scan_qemu_processes(const std::string& proc_root,
       }
     }
     for (const auto& [idx, tid] : vcpus) p.vcpu_tids.push_back(tid);
-    if (cache != nullptr) cache->by_pid[pid] = ScanCache::Entry{p, tids, vcpus};
+    if (cache != nullptr) cache->by_pid[pid] = ScanCache::Entry{p, tids, vcpus, 0};
     out.push_back(std::move(p));
   }
   if (cache != nullptr) {

@@ -73,6 +73,7 @@ struct ScanCache {
     QemuProcess proc;
     std::vector<std::uint32_t> tids;             // every thread seen, sorted
     std::map<unsigned, std::uint32_t> vcpus;      // vCPU index -> tid
+    int unchanged = 0;  // scans in a row that listed the same threads
   };
   std::map<std::uint32_t, Entry> by_pid;
 };

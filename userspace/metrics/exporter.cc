@@ -68,6 +68,9 @@ struct MetricsExporter::Impl {
   Family<Gauge>& errors = BuildGauge().Name("vmtide_agent_errors")
       .Help("Errors counted since start (BPF, /proc, discovery)").Register(*registry);
   Family<Gauge>& tracked = BuildGauge().Name("vmtide_agent_tracked_vms").Help("VMs tracked now").Register(*registry);
+  Family<Gauge>& curve_clients = BuildGauge().Name("vmtide_agent_curve_handshakes")
+      .Help("CURVE handshakes the allow-list admitted or refused since start (a counter; a gauge because it is copied)")
+      .Register(*registry);
 
   std::uint64_t last_ticks = 0;
 
@@ -188,6 +191,10 @@ void MetricsExporter::set_health(const AgentHealth& h) {
   m.dropped.Add(l).Set(static_cast<double>(h.dropped));
   m.errors.Add(l).Set(static_cast<double>(h.errors));
   m.tracked.Add(l).Set(static_cast<double>(h.tracked_vms));
+  if (h.curve_admitted && h.curve_refused) {
+    m.curve_clients.Add({{"host", m.host}, {"result", "admitted"}}).Set(static_cast<double>(*h.curve_admitted));
+    m.curve_clients.Add({{"host", m.host}, {"result", "refused"}}).Set(static_cast<double>(*h.curve_refused));
+  }
 }
 
 }  // namespace vmtide::metrics

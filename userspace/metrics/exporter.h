@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "vmtide/result.h"
@@ -27,6 +28,8 @@ struct AgentHealth {
   std::uint64_t dropped = 0;
   std::uint64_t errors = 0;
   std::uint64_t tracked_vms = 0;
+  // With a CURVE allow-list: handshakes the ZAP handler admitted / refused.
+  std::optional<std::uint64_t> curve_admitted, curve_refused;
 };
 
 class MetricsExporter {

@@ -38,6 +38,10 @@ mode = "observe"
 round_interval = 5
 [agents]
 endpoints = ["tcp://kvm1:7470", "tcp://kvm2:7470"]
+curve_server_key = "/etc/vmtide/keys/agents.pub"
+curve_secret_key = "/etc/vmtide/controller.key"
+[agents.curve_server_keys]
+"tcp://kvm2:7470" = "/etc/vmtide/keys/kvm2.pub"
 [publish]
 endpoint = "tcp://*:9000"
 [control]
@@ -52,6 +56,8 @@ strategy = "push"
 high = 0.9
 high_exit = 0.8
 hot_sustain = 30
+push_relief = 0.5
+push_depth_weight = 0.2
 cooldown = 60
 vm_exclude_tags = ["keep"]
 [predictor]
@@ -81,8 +87,13 @@ anti_affinity = ["db"]
   EXPECT_EQ(c->planner.strategy, strategy::StrategyKind::kPush);
   EXPECT_DOUBLE_EQ(c->planner.band.high_enter, 0.9);
   EXPECT_EQ(c->planner.hot_sustain, std::chrono::seconds{30});
+  EXPECT_DOUBLE_EQ(c->planner.push_relief, 0.5);
+  EXPECT_DOUBLE_EQ(c->planner.push_depth_weight, 0.2);
   EXPECT_EQ(c->planner.vm_cooldown_base, std::chrono::seconds{60});
   EXPECT_EQ(c->planner.vm_exclude_tags, std::vector<std::string>{"keep"});
+  EXPECT_EQ(c->agent_curve_server_key, "/etc/vmtide/keys/agents.pub");
+  EXPECT_EQ(c->agent_curve_secret_key, "/etc/vmtide/controller.key");
+  EXPECT_EQ(c->agent_curve_server_keys.at("tcp://kvm2:7470"), "/etc/vmtide/keys/kvm2.pub");
   EXPECT_EQ(c->cost_model, "const-dirty");
   EXPECT_DOUBLE_EQ(c->predictor.max_bw_bytes_per_s, 1e8);
   EXPECT_TRUE(c->predictor.auto_converge);
@@ -119,6 +130,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Bad{"[balance]\nhigh = 0.5\nhigh_exit = 0.6\n", "balance: planner config"},
                       Bad{"[balance]\nstrategy = \"random\"\n", "\"push\", \"pull\" or \"adaptive\""},
                       Bad{"[balance]\ncooldown = -1\n", "seconds >= 0"},
+                      Bad{"[balance]\npush_relief = 2\n", "push_relief must be in [0, 1]"},
                       Bad{"[predictor]\nmodel = \"ml\"\n", "predictor.model 'ml'"},
                       Bad{"[model]\nmax_loss = 0\n", "model.max_loss"},
                       Bad{"[[host]]\nmaintenance = true\n", "[[host]] needs a name"},
@@ -126,7 +138,12 @@ INSTANTIATE_TEST_SUITE_P(
                       Bad{"[controller\n", "c.toml:1:"},
                       Bad{"[controller]\nmode = \"enforce\"\n", "needs [executor] backend = \"libvirt\""},
                       Bad{"[executor]\nbackend = \"libvirt\"\n", "needs libvirt_uri in the [[host]] table"},
-                      Bad{"[executor]\nbackend = \"ssh\"\n", "executor.backend 'ssh'"}));
+                      Bad{"[executor]\nbackend = \"ssh\"\n", "executor.backend 'ssh'"},
+                      Bad{"[agents]\nendpoints = [\"tcp://kvm1:7470\"]\n[agents.curve_server_keys]\n"
+                          "\"tcp://kvm1:7471\" = \"k.pub\"\n",
+                          "'tcp://kvm1:7471' is not one of agents.endpoints"},
+                      Bad{"[agents]\ncurve_server_keys = \"k.pub\"\n", "a table of endpoint = key"},
+                      Bad{"[agents]\ncurve_secret_key = \"ctl.key\"\n", "needs the agents' public keys too"}));
 
 TEST(ControllerConfig, EnforceWithTheLibvirtExecutor) {
   auto c = parse_config(R"(

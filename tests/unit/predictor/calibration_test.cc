@@ -121,5 +121,30 @@ TEST(Calibration, FoldsEvidenceAndIgnoresFailures) {
   EXPECT_EQ(apply(in, {}).bandwidth_bytes_per_s, 100e6);  // nothing learnt: unchanged
 }
 
+TEST(VmDirtyCalibration, RatioIsBoundedAndFadesWithItsHalfLife) {
+  VmDirtyCalibration c(600);
+  EXPECT_EQ(c.factor("a", 0), 1.0) << "nothing learnt";
+  c.record("a", 30e6, 10e6, 100);
+  EXPECT_NEAR(c.factor("a", 100), 3.0, 1e-12);
+  EXPECT_NEAR(c.factor("a", 700), std::sqrt(3.0), 1e-12);
+  EXPECT_NEAR(c.factor("a", 1300), std::pow(3.0, 0.25), 1e-12);
+  // One pass can catch a burst: at most 4x either way, and a slower guest
+  // fades back like a faster one.
+  c.record("b", 1e9, 1e6, 0);
+  EXPECT_NEAR(c.factor("b", 0), 4.0, 1e-12);
+  c.record("b", 1e6, 1e9, 0);
+  EXPECT_NEAR(c.factor("b", 0), 0.25, 1e-12);
+  EXPECT_NEAR(c.factor("b", 600), 0.5, 1e-12);
+  // Nonsense is ignored and keeps what was learnt.
+  c.record("a", 0, 10e6, 100);
+  c.record("a", NAN, 10e6, 100);
+  c.record("a", 10e6, -1, 100);
+  EXPECT_NEAR(c.factor("a", 100), 3.0, 1e-12);
+  // Pruned once it has faded to nothing.
+  EXPECT_EQ(c.size(), 2u);
+  c.prune(100 + 600 * 20);
+  EXPECT_EQ(c.size(), 0u);
+}
+
 }  // namespace
 }  // namespace vmtide::predictor

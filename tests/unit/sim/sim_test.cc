@@ -306,6 +306,7 @@ TEST(SimScenario, UnknownKeysAndBadValuesAreErrors) {
       {"[run]\nseeed = 1\n", "unknown key 'seeed'"},  {"[clusterz]\n", "unknown section"},
       {"[vms]\ntrace = \"sine\"\n", "unknown trace"}, {"[vms]\nram_gib = [8, 4]\n", "min <= max"},
       {"[cluster]\nhosts = 0\n", "must be > 0"},      {"[planner]\nhigh_enter = 0.5\nhigh_exit = 0.6\n", "[planner]"},
+      {"[planner]\npush_relief = 1.5\n", "push_relief"},
       // Found by fuzz_sim_scenario: accepted, with no millisecond count.
       {"[run]\nround_s = nan\n", "at most 1e9 s"},     {"[run]\nduration_s = inf\n", "at most 1e9 s"},
   };
@@ -339,9 +340,13 @@ cpu_cores = 0.5
 high_frac = 0.9
 [planner]
 hot_sustain_s = 0
+push_relief = 0.25
+push_depth_weight = 0.5
 )",
                           "t.toml");
   ASSERT_TRUE(s.ok()) << s.error().message();
+  EXPECT_DOUBLE_EQ(s->planner.push_relief, 0.25);
+  EXPECT_DOUBLE_EQ(s->planner.push_depth_weight, 0.5);
   EXPECT_EQ(s->seed, 9u);
   EXPECT_EQ(s->trace, TraceKind::kDiurnal);
   EXPECT_EQ(s->planner.hot_sustain, std::chrono::nanoseconds{0});

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -81,7 +83,8 @@ TEST(PlannerPush, HotspotMovesTheBestGainPerSecondNotTheBestGain) {
 }
 
 TEST(PlannerPush, AMoveThatRelievesTheHostBeatsACheaperOneThatDoesNot) {
-  // h1 at 0.95 must shed 3.2 of its 16 cores to reach the exit (0.75).
+  // Relief level at the exit (push_relief 0), no headroom term: h1 at 0.95
+  // must shed 3.2 of its 16 cores to reach 0.75.
   // "small" (2 cores, 2 s) has the best gain per migration second but
   // leaves h1 hot, so a second move follows after the 60 s source
   // hold-down: its score counts 2 + 60 s. "big" (4 cores, 60 s) relieves
@@ -89,11 +92,14 @@ TEST(PlannerPush, AMoveThatRelievesTheHostBeatsACheaperOneThatDoesNot) {
   ClusterModel m{at_s(0),
                  {host("h1", 0.95), host("h2", 0.40), host("h3", 0.45)},
                  {vm("big", "h1", 4.0, 64 * kGiB), vm("small", "h1", 2.0, 2 * kGiB)}};
-  const auto r = plan(m, instant_config(), {}, {}, table_cost({{"big", 60.0}, {"small", 2.0}}));
+  PlannerConfig cfg = instant_config();
+  cfg.push_relief = 0.0;
+  cfg.push_depth_weight = 0.0;
+  const auto r = plan(m, cfg, {}, {}, table_cost({{"big", 60.0}, {"small", 2.0}}));
   ASSERT_EQ(r.plan.moves.size(), 1u) << all_reasons(r.plan);
   const PlannedMove& mv = r.plan.moves[0];
   EXPECT_EQ(mv.vm_id, "big");
-  EXPECT_NE(mv.reason.find("to its exit in one move"), std::string::npos) << mv.reason;
+  EXPECT_NE(mv.reason.find("to its relief level 0.75 in one move"), std::string::npos) << mv.reason;
   bool small_noted = false;
   double small_score = 0;
   for (const auto& c : mv.candidates) {
@@ -116,16 +122,137 @@ TEST(PlannerPush, WithoutASufficientMoveEachFurtherMoveCountsAHoldDown) {
   // cores, 30 s) or "b2" (2, 60 s) then need one more move (+60 s each),
   // "a1" (0.5 core in 0.5 s, by far the best gain per migration second)
   // two more (+120 s). b3 has the best gain per second until h1 is relieved.
+  // Relief level at the exit (push_relief 0), no headroom term.
   ClusterModel m{at_s(0),
                  {host("h1", 1.00), host("h2", 0.30), host("h3", 0.35)},
                  {vm("a1", "h1", 0.5, 2 * kGiB), vm("b2", "h1", 2.0, 8 * kGiB), vm("b3", "h1", 3.0, 16 * kGiB)}};
-  const auto r = plan(m, instant_config(), {}, {}, table_cost({{"a1", 0.5}, {"b2", 60.0}, {"b3", 30.0}}));
+  PlannerConfig cfg = instant_config();
+  cfg.push_relief = 0.0;
+  cfg.push_depth_weight = 0.0;
+  const auto r = plan(m, cfg, {}, {}, table_cost({{"a1", 0.5}, {"b2", 60.0}, {"b3", 30.0}}));
   ASSERT_EQ(r.plan.moves.size(), 1u) << all_reasons(r.plan);
   EXPECT_EQ(r.plan.moves[0].vm_id, "b3") << all_reasons(r.plan);
   EXPECT_NE(r.plan.moves[0].reason.find("1 more move(s) predicted"), std::string::npos) << r.plan.moves[0].reason;
   EXPECT_NE(all_reasons(r.plan).find("a1->h2: feasible, but leaves the source needing 2 more move(s)"),
             std::string::npos)
       << all_reasons(r.plan);
+}
+
+TEST(PlannerPush, PushStopsAtTheReliefLevel) {
+  // Band 0.85 / 0.75 on 16-core hosts. push_relief 1: relief at high_enter.
+  // h1 at 0.95 needs 1.6 cores gone; "v2" (2 cores) does it alone, so one
+  // move and h1 is relieved. With push_relief 0 (drain to the exit, 3.2
+  // cores) no single VM suffices and the plan says one more move follows.
+  const ClusterModel m{at_s(0),
+                       {host("h1", 0.95), host("h2", 0.30), host("h3", 0.35)},
+                       {vm("v1", "h1", 1.0), vm("v2", "h1", 2.0), vm("v3", "h1", 1.5)}};
+  PlannerConfig cfg = instant_config();
+  cfg.push_depth_weight = 0.0;
+  for (const double relief : {1.0, 0.0}) {
+    cfg.push_relief = relief;
+    const auto r = plan(m, cfg, {}, {}, table_cost({}));
+    ASSERT_EQ(r.plan.moves.size(), 1u) << all_reasons(r.plan);
+    const PlannedMove& mv = r.plan.moves[0];
+    if (relief == 1.0) {
+      EXPECT_NE(mv.reason.find("to its relief level 0.85 in one move"), std::string::npos) << mv.reason;
+      EXPECT_TRUE(r.state.hosts.at("h1").relieved);
+    } else {
+      EXPECT_NE(mv.reason.find("1 more move(s) predicted to reach the relief level 0.75"), std::string::npos)
+          << mv.reason;
+      EXPECT_FALSE(r.state.hosts.at("h1").relieved);
+    }
+  }
+}
+
+TEST(PlannerPush, ARelievedHostMovesAgainOnlyAfterASustainedReturnToHighEnter) {
+  // push_relief 0.5: relief level 0.80 (band 0.85 / 0.75), hot sustain 60 s,
+  // source hold-down 60 s. h1 is relieved at t=60 (0.95 -> 0.825 - 0.025).
+  PlannerConfig cfg;
+  cfg.push_relief = 0.5;
+  cfg.push_depth_weight = 0.0;
+  ClusterModel m{at_s(0),
+                 {host("h1", 0.95), host("h2", 0.30), host("h3", 0.35), host("h4", 0.32)},
+                 {vm("v1", "h1", 1.0), vm("v2", "h1", 2.5), vm("v3", "h1", 1.5), vm("v4", "h1", 1.0)}};
+  auto r = plan(m, cfg);
+  EXPECT_TRUE(r.plan.moves.empty()) << all_reasons(r.plan);
+  m.now = at_s(60);
+  r = plan(m, cfg, r.state);
+  ASSERT_EQ(r.plan.moves.size(), 1u) << all_reasons(r.plan);
+  EXPECT_EQ(r.plan.moves[0].vm_id, "v2");
+  EXPECT_TRUE(r.state.hosts.at("h1").relieved);
+  for (auto& v : m.vms) {
+    if (v.id == "v2") v.host = r.plan.moves[0].dst;
+  }
+  // Still in the hot zone (above 0.75) and above the relief level, but it
+  // was relieved: hovering below high_enter moves nothing.
+  m.hosts[0].cpu_load_frac = 0.83;
+  m.now = at_s(130);
+  r = plan(m, cfg, r.state);
+  EXPECT_TRUE(r.plan.moves.empty()) << all_reasons(r.plan);
+  EXPECT_NE(all_reasons(r.plan).find("already relieved once; moves again only at >= 0.85"), std::string::npos)
+      << all_reasons(r.plan);
+  // Back at high_enter: a new hotspot, with a fresh sustain.
+  m.hosts[0].cpu_load_frac = 0.88;
+  m.now = at_s(140);
+  r = plan(m, cfg, r.state);
+  EXPECT_TRUE(r.plan.moves.empty()) << all_reasons(r.plan);
+  EXPECT_NE(all_reasons(r.plan).find("needs 60 s sustained"), std::string::npos) << all_reasons(r.plan);
+  m.now = at_s(200);
+  r = plan(m, cfg, r.state);
+  ASSERT_EQ(r.plan.moves.size(), 1u) << all_reasons(r.plan);
+  EXPECT_EQ(r.plan.moves[0].src, "h1");
+  // Leaving the hot zone forgets the relief.
+  m.hosts[0].cpu_load_frac = 0.70;
+  m.now = at_s(400);
+  r = plan(m, cfg, r.state);
+  EXPECT_FALSE(r.state.hosts.at("h1").relieved);
+}
+
+TEST(PlannerPush, TheDepthWeightPrefersTheMoveThatLeavesHeadroom) {
+  // h1 at 0.90 (16 cores) needs 0.8 core gone to be relieved (relief 0.85):
+  // "small" (1 core, 2 s) and "big" (2.5 cores, 5 s) each do it alone. Only
+  // big also reaches the exit (0.75, 2.4 cores). Without the depth weight
+  // small's gain per second wins and leaves h1 at 0.84, one drift from
+  // another move; with 0.1, small is charged 0.1 x 60 s for the move it
+  // leaves to the exit, and big wins.
+  const ClusterModel m{at_s(0),
+                       {host("h1", 0.90), host("h2", 0.40), host("h3", 0.45)},
+                       {vm("small", "h1", 1.0), vm("big", "h1", 2.5), vm("rest", "h1", 0.5)}};
+  PlannerConfig cfg = instant_config();
+  const auto cost = table_cost({{"small", 2.0}, {"big", 5.0}, {"rest", 50.0}});
+  cfg.push_depth_weight = 0.0;
+  const auto r0 = plan(m, cfg, {}, {}, cost);
+  ASSERT_EQ(r0.plan.moves.size(), 1u) << all_reasons(r0.plan);
+  EXPECT_EQ(r0.plan.moves[0].vm_id, "small") << "the scenario must give small the best gain per second";
+  cfg.push_depth_weight = 0.1;
+  const auto r1 = plan(m, cfg, {}, {}, cost);
+  ASSERT_EQ(r1.plan.moves.size(), 1u) << all_reasons(r1.plan);
+  EXPECT_EQ(r1.plan.moves[0].vm_id, "big") << all_reasons(r1.plan);
+  double small_gain = 0;
+  double small_score = 0;
+  for (const auto& c : r1.plan.moves[0].candidates) {
+    if (c.vm_id == "small" && c.dst == r1.plan.moves[0].dst) {
+      small_gain = c.gain;
+      small_score = c.score;
+    }
+  }
+  EXPECT_NEAR(small_score, small_gain / (2.0 + 0.1 * 60.0), 1e-12);
+  EXPECT_NEAR(r1.plan.moves[0].score, r1.plan.moves[0].gain / 5.0, 1e-12);
+}
+
+TEST(PlannerConfigValidate, PushReliefAndDepthWeightRanges) {
+  PlannerConfig c;
+  EXPECT_TRUE(validate(c).ok());
+  for (const double bad : {-0.1, 1.1, std::nan("")}) {
+    c = PlannerConfig{};
+    c.push_relief = bad;
+    EXPECT_FALSE(validate(c).ok()) << bad;
+  }
+  for (const double bad : {-1.0, std::nan(""), std::numeric_limits<double>::infinity()}) {
+    c = PlannerConfig{};
+    c.push_depth_weight = bad;
+    EXPECT_FALSE(validate(c).ok()) << bad;
+  }
 }
 
 TEST(PlannerHoldDown, ASourceMayGiveAgainAfterTheShorterSourceHoldDown) {
@@ -147,7 +274,7 @@ TEST(PlannerHoldDown, ASourceMayGiveAgainAfterTheShorterSourceHoldDown) {
   for (auto& v : m1.vms) {
     if (v.id == moved) v.host = "h4";
   }
-  m1.hosts[0].cpu_load_frac = 0.85;
+  m1.hosts[0].cpu_load_frac = 0.90;  // its other VMs grew: above high_enter again
   m1.hosts[3].cpu_load_frac = 0.25;
   const RoundInputs done{{}, {MoveOutcome{moved, "h1", "h4", true, at_s(10)}}};
   const auto r1 = plan(m1, cfg, r0.state, done);
@@ -248,11 +375,20 @@ TEST(PlannerHysteresis, NothingMovesInsideTheBand) {
     std::vector<double> first;
     std::vector<double> second;
     std::size_t want_moves;
+    double push_relief = 1.0;
   };
   const Case cases[] = {
       {"all inside the band", {0.50, 0.60, 0.40, 0.70}, {0.55, 0.65, 0.45, 0.74}, 0},
       {"between exit and enter, never hot", {0.84, 0.40, 0.45, 0.50}, {0.84, 0.40, 0.45, 0.50}, 0},
-      {"hot, then back inside the band: still hot", {0.90, 0.40, 0.45, 0.50}, {0.80, 0.40, 0.45, 0.50}, 1},
+      {"hot, then back inside the band: still hot, but at its relief level (high_enter)",
+       {0.90, 0.40, 0.45, 0.50},
+       {0.80, 0.40, 0.45, 0.50},
+       0},
+      {"hot, then back inside the band: still hot, drained to the exit (push_relief 0)",
+       {0.90, 0.40, 0.45, 0.50},
+       {0.80, 0.40, 0.45, 0.50},
+       1,
+       0.0},
       {"hot, then below high_exit: no longer hot", {0.90, 0.40, 0.45, 0.50}, {0.74, 0.40, 0.45, 0.50}, 0},
       {"spike shorter than the sustain time", {0.50, 0.40, 0.45, 0.50}, {0.95, 0.40, 0.45, 0.50}, 0},
       {"between low exit and enter, never cold", {0.25, 0.60, 0.60, 0.60}, {0.25, 0.60, 0.60, 0.60}, 0},
@@ -265,6 +401,7 @@ TEST(PlannerHysteresis, NothingMovesInsideTheBand) {
       for (int k = 0; k < 4; ++k) m.vms.push_back(vm(h + "-vm" + std::to_string(k), h, 1.0));
     }
     PlannerConfig cfg;
+    cfg.push_relief = c.push_relief;
     m.now = at_s(0);
     auto r1 = plan(m, cfg);
     EXPECT_TRUE(r1.plan.moves.empty()) << c.name;
