@@ -117,23 +117,39 @@ class HostConn {
   const std::string& name() const { return name_; }
   const LibvirtHost& host() const { return host_; }
 
+  // No libvirt call under mu_ but the reference count: virConnectOpen to an
+  // unreachable host blocks for as long as TCP or SSH try, and libvirt
+  // takes locks of its own and GLib's inside; holding mu_ meanwhile would
+  // stall every other caller (monitor threads, running()) and order our
+  // mutex before libvirt's locks. Two threads may open at once: the first
+  // to come back is cached, the other's connection serves its caller only.
   Result<virConnectPtr> get() {
-    std::lock_guard<std::mutex> lk(mu_);
-    if (conn_ != nullptr && virConnectIsAlive(conn_) == 1) {
-      virConnectRef(conn_);
-      return conn_;
+    virConnectPtr c = nullptr;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      c = conn_;
+      if (c != nullptr) virConnectRef(c);  // an atomic reference count
     }
-    if (conn_ != nullptr) {
-      virConnectClose(conn_);
-      conn_ = nullptr;
+    if (c != nullptr) {
+      if (virConnectIsAlive(c) == 1) return c;
+      virConnectPtr dead = nullptr;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (conn_ == c) std::swap(dead, conn_);  // unless another thread replaced it already
+      }
+      if (dead != nullptr) virConnectClose(dead);  // the cache's reference
+      virConnectClose(c);                          // ours
     }
-    virConnectPtr c = virConnectOpen(host_.uri.c_str());
+    c = virConnectOpen(host_.uri.c_str());
     if (c == nullptr) return make_error(Errc::kIo, "host " + name_ + " (" + host_.uri + "): " + last_error());
     // Fails only where keepalive cannot work (a local driver): harmless.
     (void)virConnectSetKeepAlive(c, static_cast<int>(opts_.keepalive_interval.count()), opts_.keepalive_count);
-    conn_ = c;
-    virConnectRef(conn_);
-    return conn_;
+    std::lock_guard<std::mutex> lk(mu_);
+    if (conn_ == nullptr) {
+      conn_ = c;
+      virConnectRef(c);  // the cache's reference; the caller closes its own
+    }
+    return c;
   }
 
   // The active domain `uuid` on this host, or kNotFound.

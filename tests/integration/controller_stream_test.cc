@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +18,7 @@
 #include <optional>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <zmq.hpp>
@@ -110,6 +112,31 @@ class ControllerStream : public ::testing::Test {
     return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
   }
 
+  // Keeps the fake agents publishing while it lives: a host silent for
+  // min_stale_after (0.5 s) turns stale and its VMs expire, and the checks
+  // after a decision (five CLI runs) take seconds under a sanitizer or on a
+  // loaded machine. The test must not touch hosts_ meanwhile.
+  class KeepTicking {
+   public:
+    explicit KeepTicking(std::vector<FakeHost>& hosts)
+        : thread_([&hosts, this] {
+            while (!stop_.load()) {
+              for (auto& h : hosts) h.tick();
+              std::this_thread::sleep_for(std::chrono::nanoseconds{kTick});  // the agents' pace
+            }
+          }) {}
+    ~KeepTicking() {
+      stop_.store(true);
+      thread_.join();
+    }
+    KeepTicking(const KeepTicking&) = delete;
+    KeepTicking& operator=(const KeepTicking&) = delete;
+
+   private:
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+  };
+
   std::string ask(const std::string& request) {
     return testsupport::ask_controller(ctx_, control_endpoint_, request);
   }
@@ -137,6 +164,7 @@ TEST_F(ControllerStream, RecommendsTheExpectedMoveAndLogsIt) {
     }
   }
   ASSERT_TRUE(decision) << "no decision within 30 s; controller log:\n" << ctl_->log;
+  const KeepTicking agents(hosts_);
   EXPECT_EQ(decision->mode, wire::Mode::kRecommend);
   EXPECT_EQ(decision->src, "kvm1");
   EXPECT_EQ(decision->dst, "kvm2");

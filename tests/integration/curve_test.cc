@@ -433,6 +433,8 @@ TEST(CurveController, ReadsTheAgentsThatAdmitItAndNoOther) {
   ASSERT_TRUE(secure_ep) << "agent never reported its endpoint; log:\n" << secure.log;
   std::smatch port;
   ASSERT_TRUE(std::regex_search(secure.log, port, std::regex("metrics on http://[0-9.]+:([0-9]+)/"))) << secure.log;
+  // The match points into secure.log, which wait_for() below appends to.
+  const int metrics_port = std::stoi(port[1]);
   AgentProcess plain({kAgent, "--endpoint", "tcp://127.0.0.1:*", "--discovery", "procfs", "--pid",
                       std::to_string(getpid()), "--no-bpf", "--metrics", "off", "--interval", "0.2", "--host",
                       "plainhost"});
@@ -486,7 +488,7 @@ TEST(CurveController, ReadsTheAgentsThatAdmitItAndNoOther) {
   ASSERT_TRUE(secure.wait_for(std::regex("CURVE allow-list refused [0-9]+ handshake"))) << secure.log;
   const std::string bad_health = testsupport::ask_controller(ctx, (*b)[2], "health.json");
   EXPECT_EQ(bad_health.find("curvehost"), std::string::npos) << bad_health;
-  const std::string text = testsupport::scrape(std::stoi(port[1]));
+  const std::string text = testsupport::scrape(metrics_port);
   const auto refused = testsupport::metric_value(text, "vmtide_agent_curve_handshakes", "result=\"refused\"");
   const auto admitted = testsupport::metric_value(text, "vmtide_agent_curve_handshakes", "result=\"admitted\"");
   ASSERT_TRUE(refused && admitted) << text;
