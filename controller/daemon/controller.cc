@@ -101,8 +101,8 @@ bool Controller::fresh(const wire::Decision& d, model::TimeNs now) {
 
 model::ClusterModel Controller::model_now(model::TimeNs now) const {
   model::ClusterModel m = builder_.snapshot(now, cfg_.overrides);
-  const double now_s = static_cast<double>(now.count()) / 1e9;
   if (vm_dirty_.size() == 0) return m;
+  const double now_s = static_cast<double>(now.count()) / 1e9;
   for (auto& v : m.vms) {
     const double f = vm_dirty_.factor(v.id, now_s);
     if (f == 1) continue;
@@ -245,16 +245,15 @@ std::vector<wire::Decision> Controller::poll_migrations(model::TimeNs now) {
     } else {
       pr = *p;
     }
+    // From the second pass on, QEMU's dirty rate is over a pass of the
+    // migration's own length (the first covers the whole of RAM).
+    if (pr.passes >= 2 && pr.dirty_pages_per_s > 0) {
+      f.dirty_bytes_per_s = pr.dirty_pages_per_s * cfg_.predictor.page_bytes;
+    }
     if (pr.state == executor::State::kRunning) {
-      // From the second pass on, QEMU's dirty rate is over a pass of the
-      // migration's own length (the first covers the whole of RAM).
-      if (pr.passes >= 2 && pr.dirty_pages_per_s > 0) {
-        f.dirty_bytes_per_s = pr.dirty_pages_per_s * cfg_.predictor.page_bytes;
-      }
       ++it;
       continue;
     }
-    if (pr.dirty_pages_per_s > 0 && pr.passes >= 2) f.dirty_bytes_per_s = pr.dirty_pages_per_s * cfg_.predictor.page_bytes;
     wire::Decision d = f.record;
     const bool ok = pr.state == executor::State::kSucceeded;
     d.outcome = ok ? wire::Outcome::kSucceeded : wire::Outcome::kFailed;
