@@ -2,6 +2,8 @@
 // The controller's SUB side (ingest.h).
 #include "ingest.h"
 
+#include <algorithm>
+
 #include "vmtide/wire/zmq_io.h"
 
 namespace vmtide::controller {
@@ -55,13 +57,9 @@ Result<std::unique_ptr<Ingest>> Ingest::create(zmq::context_t& ctx, const std::v
     // libzmq copies the socket's security options into each connection as
     // connect() makes it: the plain agents first, then each CURVE agent
     // with its own server key.
-    std::vector<std::string> order;
-    for (const auto& e : endpoints) {
-      if (keys.server_public_z85.count(e) == 0) order.push_back(e);
-    }
-    for (const auto& e : endpoints) {
-      if (keys.server_public_z85.count(e) != 0) order.push_back(e);
-    }
+    std::vector<std::string> order = endpoints;
+    std::stable_partition(order.begin(), order.end(),
+                          [&](const std::string& e) { return keys.server_public_z85.count(e) == 0; });
     for (const auto& e : order) {
       if (auto k = keys.server_public_z85.find(e); k != keys.server_public_z85.end()) {
         if (!keys.client) return make_error(Errc::kInvalidArgument, "agent " + e + ": CURVE without a client keypair");
