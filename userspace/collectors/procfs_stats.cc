@@ -133,25 +133,11 @@ Result<SchedStat> parse_schedstat(std::string_view text) {
 Result<std::string> read_text_file(const std::string& path) {
   // open/read rather than ifstream: the agent reads a handful of these
   // every tick, and a stream's locale and buffer setup cost more than the
-  // read itself.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return make_error(Errc::kNotFound, "cannot open " + path);
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int e = errno;
-      ::close(fd);
-      // A /proc file of a process that exits mid-read: gone, like a failed open.
-      return make_error(e == ESRCH ? Errc::kNotFound : Errc::kIo, "reading " + path + ": " + std::strerror(e));
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return out;
+  // read itself. One read of a ProcFile, which then closes.
+  ProcFile f(path);
+  auto text = f.read();
+  if (!text) return std::move(text).error();
+  return std::string(*text);
 }
 
 ProcFile::~ProcFile() {
