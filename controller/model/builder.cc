@@ -134,12 +134,13 @@ void ModelBuilder::on_vm(Host& h, const wire::Envelope& env, const wire::VmSampl
     const wire::Dirty& d = *s.dirty;
     const std::uint64_t page = d.page_bytes > 0 ? d.page_bytes : 4096;
     v.dirty_bps = static_cast<double>(d.pages) * static_cast<double>(page) * 1e9 / static_cast<double>(d.window_ns);
-    v.curve.clear();
+    std::vector<DirtyPoint> curve;
     if (!d.curve.empty()) {
-      for (const wire::DirtyPoint& p : d.curve) v.curve.push_back(DirtyPoint{nanoseconds{p.tau_ns}, p.pages * page});
+      for (const wire::DirtyPoint& p : d.curve) curve.push_back(DirtyPoint{nanoseconds{p.tau_ns}, p.pages * page});
     } else {
-      v.curve.push_back(DirtyPoint{nanoseconds{d.window_ns}, d.pages * page});
+      curve.push_back(DirtyPoint{nanoseconds{d.window_ns}, d.pages * page});
     }
+    v.curve = curve_ewma_update(std::move(v.curve), curve, now, cfg_.tau);
   }
 }
 
@@ -251,7 +252,7 @@ ClusterModel ModelBuilder::snapshot(TimeNs now, const Overrides& ov) const {
       vs.ram_bytes = v->ram;
       vs.rss_bytes = v->rss;
       vs.dirty_bytes_per_s = v->dirty_bps;
-      vs.dirty_curve = v->curve;
+      vs.dirty_curve = curve_value(v->curve);
       auto o = ov.vms.find(v->name);
       if (o == ov.vms.end()) o = ov.vms.find(v->id);
       if (o != ov.vms.end()) {

@@ -20,8 +20,8 @@
 namespace vmtide::model {
 
 struct BuilderConfig {
-  // Smoothing time constant for CPU, steal and pressure (EWMA over irregular
-  // intervals, signals.h).
+  // Smoothing time constant for CPU, steal, pressure and each VM's dirty
+  // curve (EWMA over irregular intervals, signals.h).
   std::chrono::nanoseconds tau = std::chrono::seconds{30};
   // A host is stale when nothing arrived for stale_after_intervals of its
   // sampling interval (DESIGN.md: silent for 3 heartbeats), and never sooner
@@ -127,7 +127,7 @@ class ModelBuilder {
     Ewma used;   // cores
     Ewma steal;  // cores
     double dirty_bps = 0;
-    std::vector<DirtyPoint> curve;
+    CurveEwma curve;  // D(tau) averaged over samples (signals.h)
     TimeNs last_seen{0};
   };
   struct Host {

@@ -2,6 +2,7 @@
 // EWMA, sustained-condition and hysteresis helpers (signals.h).
 #include "signals.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace vmtide::model {
@@ -14,6 +15,34 @@ Ewma ewma_update(Ewma s, double sample, TimeNs now, std::chrono::nanoseconds tau
   s.value += alpha * (sample - s.value);
   s.last = now;
   return s;
+}
+
+CurveEwma curve_ewma_update(CurveEwma s, const std::vector<DirtyPoint>& sample, TimeNs now,
+                            std::chrono::nanoseconds tau) {
+  bool same = s.tau.size() == sample.size();
+  for (std::size_t i = 0; same && i < sample.size(); ++i) {
+    const double a = static_cast<double>(s.tau[i].count()), b = static_cast<double>(sample[i].tau.count());
+    same = std::abs(a - b) <= 0.1 * std::max(a, b);
+  }
+  if (!same) s = CurveEwma{};
+  s.tau.resize(sample.size());
+  s.bytes.resize(sample.size());
+  for (std::size_t i = 0; i < sample.size(); ++i) {
+    s.tau[i] = sample[i].tau;
+    s.bytes[i] = ewma_update(s.bytes[i], static_cast<double>(sample[i].bytes), now, tau);
+  }
+  return s;
+}
+
+std::vector<DirtyPoint> curve_value(const CurveEwma& s) {
+  std::vector<DirtyPoint> out;
+  out.reserve(s.tau.size());
+  for (std::size_t i = 0; i < s.tau.size(); ++i) {
+    // Clamped below 2^64: a cast from a double beyond it is undefined.
+    const double v = std::clamp(std::round(s.bytes[i].value), 0.0, 1.8e19);
+    out.push_back(DirtyPoint{s.tau[i], static_cast<std::uint64_t>(v)});
+  }
+  return out;
 }
 
 Sustained sustained_update(Sustained s, bool condition, TimeNs now) noexcept {

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "msgs.h"
 
 namespace vmtide::model {
@@ -198,6 +200,26 @@ TEST(ModelBuilder, DirtyMeasurementBecomesRateAndCurve) {
   ASSERT_EQ(v->dirty_curve.size(), 1u);
   EXPECT_EQ(v->dirty_curve[0].tau, std::chrono::seconds{2});
   EXPECT_EQ(v->dirty_curve[0].bytes, 10000ULL * 4096);
+}
+
+TEST(ModelBuilder, DirtyCurveIsAveragedOverSamples) {
+  // Two measurements of one VM, 30 s apart with tau 30 s: the curve the
+  // predictor gets lies between them (1 - e^-1 of the way to the second),
+  // not the last one alone.
+  ModelBuilder b;
+  FakeAgent a{.host = "kvm1"};
+  ASSERT_TRUE(b.on_message(a.host_sample(0.3), at(1)));
+  ASSERT_TRUE(b.on_message(a.vm("u1", 1.0, 0, 4ULL << 30, 5000), at(1)));
+  ASSERT_TRUE(b.on_message(a.host_sample(0.3), at(31)));
+  ASSERT_TRUE(b.on_message(a.vm("u1", 1.0, 0, 4ULL << 30, 1000), at(31)));
+  const auto m = b.snapshot(at(31));
+  const VmState* v = find_vm(m, "u1");
+  ASSERT_NE(v, nullptr);
+  ASSERT_EQ(v->dirty_curve.size(), 1u);
+  const double expect = (5000 + (1 - std::exp(-1.0)) * (1000 - 5000)) * 2 * 4096;
+  EXPECT_NEAR(static_cast<double>(v->dirty_curve[0].bytes), expect, 4096);
+  // The published rate stays the last measurement's (vmtide top shows it).
+  EXPECT_NEAR(v->dirty_bytes_per_s, 1000.0 * 4096, 1e-6);
 }
 
 TEST(ModelBuilder, SmoothingFollowsAStepWithinAFewTimeConstants) {

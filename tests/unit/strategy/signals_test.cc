@@ -38,6 +38,56 @@ TEST(SignalEwma, IgnoresSamplesFromThePast) {
   EXPECT_EQ(ewma_update(e, 1.0, at_s(5), tau), e);
 }
 
+std::vector<DirtyPoint> curve(std::initializer_list<std::pair<double, std::uint64_t>> pts) {
+  std::vector<DirtyPoint> c;
+  for (const auto& [tau_s, bytes] : pts) {
+    c.push_back({std::chrono::nanoseconds(static_cast<std::int64_t>(tau_s * 1e9)), bytes});
+  }
+  return c;
+}
+
+TEST(SignalCurveEwma, AlternatingPhasesAverageToTheirMixture) {
+  // A guest busy for 10 s, quiet for 10 s, measured every 2 s: after many
+  // phases the average sits between the two curves, near their mean, and
+  // is still non-decreasing in tau.
+  const auto busy = curve({{0.5, 2000}, {1.5, 5000}, {4, 9000}});
+  const auto quiet = curve({{0.5, 200}, {1.5, 500}, {4, 900}});
+  const auto tau = std::chrono::seconds{30};
+  CurveEwma s;
+  std::vector<DirtyPoint> last;
+  double lo = 1e30, hi = 0;
+  for (int t = 0; t < 600; t += 2) {
+    s = curve_ewma_update(std::move(s), (t / 10) % 2 ? quiet : busy, at_s(t), tau);
+    last = curve_value(s);
+    ASSERT_EQ(last.size(), 3u);
+    for (std::size_t i = 1; i < last.size(); ++i) ASSERT_LE(last[i - 1].bytes, last[i].bytes) << "at " << t;
+    if (t > 300) {
+      lo = std::min(lo, static_cast<double>(last[2].bytes));
+      hi = std::max(hi, static_cast<double>(last[2].bytes));
+    }
+  }
+  // Within +-25 % of the mixture's 4950 at every step, never one phase's.
+  EXPECT_GT(lo, 0.75 * 4950);
+  EXPECT_LT(hi, 1.25 * 4950);
+}
+
+TEST(SignalCurveEwma, MatchesWindowsWithJitterAndRestartsOnNewWindows) {
+  const auto tau = std::chrono::seconds{30};
+  CurveEwma s = curve_ewma_update({}, curve({{0.5, 1000}, {2, 3000}}), at_s(0), tau);
+  // 1.501 s is the same window as 1.5: averaged, not restarted.
+  s = curve_ewma_update(std::move(s), curve({{0.501, 2000}, {2.01, 5000}}), at_s(30), tau);
+  auto v = curve_value(s);
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_NEAR(static_cast<double>(v[0].bytes), 1000 + (1 - std::exp(-1.0)) * 1000, 1);
+  EXPECT_NEAR(static_cast<double>(v[1].tau.count()), 2.01e9, 1e3);  // the latest window
+  // Other windows (a reconfigured agent): the new sample as it is.
+  s = curve_ewma_update(std::move(s), curve({{1, 700}}), at_s(32), tau);
+  v = curve_value(s);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].bytes, 700u);
+  EXPECT_TRUE(curve_value(CurveEwma{}).empty());
+}
+
 TEST(SignalSustained, HoldsWhileTrueAndResetsOnFalse) {
   Sustained s;
   s = sustained_update(s, true, at_s(10));
