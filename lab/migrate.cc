@@ -57,6 +57,7 @@ struct Options {
   double timeout_s = 30;
   std::string kernel, initrd, workdir, calibration, label;
   std::vector<double> windows_s = {0.5, 1.5, 4};
+  int rounds = 3;
   bool json = false;
   bool keep = false;
 };
@@ -225,31 +226,40 @@ Result<Measured> measure(Qemu& q, const Options& o) {
   }
   auto cpu0 = vcpu_time(q.pid());
   const auto t0 = Clock::now();
-  for (double w : o.windows_s) {
-    const int ms = static_cast<int>(std::lround(w * 1000));
-    auto st =
-        c->execute("calc-dirty-rate", discovery::calc_dirty_rate_arguments_ms(ms, discovery::kQmpSamplePagesPerGiB),
-                   Clock::now() + 5s);
-    if (!st) return std::move(st).error();
-    // No event tells a measurement is done: ask once its window has passed
-    // (as the agent does), then briefly until QEMU has compared the hashes.
-    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-    std::optional<discovery::HypervisorDirtyRate> got;
-    for (const auto until = Clock::now() + 10s; !got && Clock::now() < until;) {
-      auto r = c->execute("query-dirty-rate", R"({"calc-time-unit":"millisecond"})", Clock::now() + 5s);
-      if (!r) return std::move(r).error();
-      auto d = discovery::parse_query_dirty_rate(*r);
-      if (!d) return std::move(d).error();
-      got = *d;
-      if (!got) std::this_thread::sleep_for(20ms);
+  std::vector<double> sum(o.windows_s.size(), 0.0), secs_of(o.windows_s.size(), 0.0);
+  for (int round = 0; round < o.rounds; ++round) {
+    for (std::size_t i = 0; i < o.windows_s.size(); ++i) {
+      const double w = o.windows_s[i];
+      const int ms = static_cast<int>(std::lround(w * 1000));
+      auto st =
+          c->execute("calc-dirty-rate", discovery::calc_dirty_rate_arguments_ms(ms, discovery::kQmpSamplePagesPerGiB),
+                     Clock::now() + 5s);
+      if (!st) return std::move(st).error();
+      // No event tells a measurement is done: ask once its window has passed
+      // (as the agent does), then briefly until QEMU has compared the hashes.
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+      std::optional<discovery::HypervisorDirtyRate> got;
+      for (const auto until = Clock::now() + 10s; !got && Clock::now() < until;) {
+        auto r = c->execute("query-dirty-rate", R"({"calc-time-unit":"millisecond"})", Clock::now() + 5s);
+        if (!r) return std::move(r).error();
+        auto d = discovery::parse_query_dirty_rate(*r);
+        if (!d) return std::move(d).error();
+        got = *d;
+        if (!got) std::this_thread::sleep_for(20ms);
+      }
+      if (!got) return make_error(Errc::kIo, "calc-dirty-rate gave no result");
+      const double secs = static_cast<double>(got->period_ns) / 1e9;
+      // QEMU's MB/s are MiB/s of distinct pages over the window (the agent's
+      // conversion, userspace/agent/sampler.cc).
+      sum[i] += got->mib_per_s * kMiB * secs / kPage;
+      secs_of[i] = secs;
     }
-    if (!got) return make_error(Errc::kIo, "calc-dirty-rate gave no result");
-    const double secs = static_cast<double>(got->period_ns) / 1e9;
-    // QEMU's MB/s are MiB/s of distinct pages over the window (the agent's
-    // conversion, userspace/agent/sampler.cc).
-    const double pages = got->mib_per_s * kMiB * secs / kPage;
-    m.points.push_back({secs, pages});
   }
+  // The mean over the rounds: what the controller's per-VM average of the
+  // agent's measurements (model::CurveEwma, 30 s) holds for a VM it has
+  // watched for a while, over ~20 s of the guest's behaviour instead of
+  // one moment, and with the page-sampling noise averaged down.
+  for (std::size_t i = 0; i < sum.size(); ++i) m.points.push_back({secs_of[i], sum[i] / o.rounds});
   auto cpu1 = vcpu_time(q.pid());
   const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
   if (cpu0 && cpu1 && wall > 0) {
@@ -293,7 +303,7 @@ Run one_migration(const Options& o, const GuestSpec& g, Qemu& src, int gen, doub
   auto uri = dst->listen_incoming(Clock::now() + 30s);
   if (!uri) return {Json().str("error", "incoming QEMU: " + uri.error().message()).done(), false};
 
-  say("measuring the dirty curve (windows %zu) on generation %d", o.windows_s.size(), gen);
+  say("measuring the dirty curve (windows %zu, %d rounds) on generation %d", o.windows_s.size(), o.rounds, gen);
   auto m = measure(src, o);
   if (!m) return {Json().str("error", "dirty rate: " + m.error().message()).done(), false};
   auto nz = nonzero_fraction(src.pid(), static_cast<std::uint64_t>(g.mem_mib) << 20);
@@ -347,7 +357,7 @@ Run one_migration(const Options& o, const GuestSpec& g, Qemu& src, int gen, doub
   Json inputs;
   inputs.num("ram_bytes", ram).num("nonzero_bytes", nonzero).num("rss_bytes", rss ? static_cast<double>(*rss) : NAN);
   inputs.num("bw_bytes_per_s", cin.bandwidth_bytes_per_s).num("link_bytes_per_s", cin.link_bytes_per_s);
-  inputs.num("vcpu_busy_frac", m->vcpu_busy).raw("dirty_points", pts);
+  inputs.num("vcpu_busy_frac", m->vcpu_busy).raw("dirty_points", pts).num("dirty_rounds", o.rounds);
   inputs.num("dirty_rate_2s_bytes_per_s", m->rate_2s_bytes_per_s).num("dirtier_rate_pages_per_s", dirtier_rate);
   inputs.num("calibration_bw_factor", cal.bw_factor).num("calibration_stop_bytes_per_s", cal.stop_bytes_per_s);
   inputs.num("calibration_migrations", cal.migrations);
@@ -493,6 +503,9 @@ int run_main(int argc, char** argv) {
   // one reaches pass 0's length at these caps (4-5 s at 32 MiB/s), where
   // extrapolating a saturating curve with its last slope overshoots.
   app.add_option("--windows", windows, "calc-dirty-rate windows, seconds (comma-separated)")->capture_default_str();
+  app.add_option("--rounds", o.rounds, "measure the windows this many times and average (the controller averages)")
+      ->check(CLI::Range(1, 20))
+      ->capture_default_str();
   app.add_option("--kernel", o.kernel, "lab guest kernel (lab/build-guest)")->required();
   app.add_option("--initrd", o.initrd, "lab guest initramfs (lab/build-guest)")->required();
   app.add_option("--workdir", o.workdir, "where the QEMUs' sockets and consoles go (default: a new /tmp dir)");
