@@ -217,7 +217,12 @@ Prediction run_qemu(const Inputs& in, double fixed_throttle_pct) {
         // a guest that idles (busy u) catches up 10 ms / u of it.
         // (speed(p) x period, all of it in the one slice), less what the
         // resumption from the long sleep takes.
-        const double burst_gt = std::min(period, kThrottleSliceS * in.throttled_slice_use / busy);
+        double burst_gt = std::min(period, kThrottleSliceS * in.throttled_slice_use / busy);
+        // A curve flat from its shortest window on cannot say how much of
+        // the set a burst shorter than that window rewrites: assume all of
+        // it (DirtyCurve::saturated_at_first). The safe side: this is the
+        // case that decides whether auto-converge converges at all.
+        if (in.dirty.saturated_at_first()) burst_gt = std::max(burst_gt, std::min(period, in.dirty.first_tau()));
         const double burst = fresh(burst_gt, prev_t > 0 ? prev_t : burst_gt, pass == 0) * page;
         if (burst < bw * (period - window_s)) {
           // Send it (burst / bw), then wait for a quiet check: half the
@@ -317,11 +322,21 @@ DirtyCurve DirtyCurve::sequential(double rate, double ws) {
   return c;
 }
 
+bool DirtyCurve::saturated_at_first() const {
+  if (pts_.size() < 2) return false;
+  const Point& first = pts_.front();
+  const Point& last = pts_.back();
+  return first.pages > 0 && last.tau_s >= 2 * first.tau_s && first.pages >= 0.9 * last.pages;
+}
+
 double DirtyCurve::at(double tau) const {
   if (pts_.empty() || !(tau > 0)) return 0;
   double v;
   if (tau <= pts_.front().tau_s) {
-    v = pts_.front().pages * tau / pts_.front().tau_s;  // from the origin: D(0) = 0
+    // From the origin (D(0) = 0), unless the curve is flat from its first
+    // window on: then nothing below that window bounds the writer, and it
+    // is taken to rewrite the set at once (saturated_at_first()).
+    v = saturated_at_first() ? pts_.front().pages : pts_.front().pages * tau / pts_.front().tau_s;
   } else if (tau >= pts_.back().tau_s) {
     const Point& last = pts_.back();
     const Point prev = pts_.size() >= 2 ? pts_[pts_.size() - 2] : Point{0, 0};

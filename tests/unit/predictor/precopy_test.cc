@@ -206,6 +206,38 @@ TEST(Precopy, NonConvergingSaysWhatWouldConverge) {
   EXPECT_FALSE(predict_precopy(faster)->converges) << "the least bandwidth, not just some";
 }
 
+TEST(Precopy, ACurveFlatFromItsFirstWindowIsNotTakenForASlowWriter) {
+  // The lab's CPU-bound writer seen through 0.5/1.5/4 s windows: its 64 MiB
+  // set is rewritten within the first window, so the curve says only "at
+  // least 32 000 pages/s" (truth: ~3 million). Auto-converge's 99 % bursts
+  // (5.5 ms of guest time each) must not be taken to write 1 % of the set:
+  // at 32 MiB/s a burst that rewrites the set outruns the link, and the lab
+  // saw this migration fail to converge in 70 s.
+  Inputs in = base();
+  in.ram_bytes = 256 * kMiB;
+  in.nonzero_bytes = 157 * kMiB;
+  in.bandwidth_bytes_per_s = 32 * kMiB;
+  in.auto_converge = true;
+  in.vcpu_busy_frac = 1;
+  auto flat = DirtyCurve::make({{0.5, 16128}, {1.5, 16523}, {4, 16523}}, 40192);
+  ASSERT_TRUE(flat);
+  EXPECT_TRUE(flat->saturated_at_first());
+  in.dirty = *flat;
+  auto p = predict_precopy(in);
+  ASSERT_TRUE(p);
+  EXPECT_FALSE(p->converges && p->total_s < 70) << p->total_s << " s at " << p->final_throttle_pct << " % in " << p->passes;
+  // A writer still climbing at its first window (the paced 12 000 pages/s
+  // one) is interpolated as before, and auto-converge rescues it.
+  auto climbing = DirtyCurve::make({{0.5, 4224}, {1.5, 10752}, {4, 16384}}, 40192);
+  ASSERT_TRUE(climbing);
+  EXPECT_FALSE(climbing->saturated_at_first());
+  in.dirty = *climbing;
+  in.vcpu_busy_frac = 0.07;
+  auto q = predict_precopy(in);
+  ASSERT_TRUE(q);
+  EXPECT_TRUE(q->converges);
+}
+
 TEST(Precopy, AutoConvergeRescuesByThrottling) {
   Inputs in = base();
   in.ram_bytes = 512 * kMiB;
