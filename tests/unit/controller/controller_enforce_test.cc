@@ -201,6 +201,58 @@ TEST(ControllerEnforce, AMigrationsOwnDirtyRateCalibratesTheVmsNextPredictions) 
   EXPECT_NEAR(ctl.vm_dirty().factor(vm, now_s + 600), std::sqrt(3.0), 1e-9);
 }
 
+TEST(ControllerEnforce, AHotSetsMigrationRateIsComparedAtTheSyncsOwnInterval) {
+  // A 4 MiB hot set rewritten 20 000 times a second: the telemetry's
+  // curve is ~900 pages at 0.1 s and flat at 1024 from 0.5 s, so its rate
+  // over 2 s is 512 pages/s. Late in a migration QEMU syncs every 100 ms
+  // and reports ~9 000 pages/s. Both are right; compared as they are they
+  // would make the VM look 17x dirtier (x4 after the clamp). At the syncs'
+  // own interval the telemetry expects the same 9 000: nothing to learn.
+  ScriptedExecutor ex;
+  Controller ctl(enforce_config(), "T");
+  ctl.set_executor(&ex);
+  FakeAgent a{.host = "kvm1"}, b{.host = "kvm2"};
+  double t = 1;
+  auto moves = until_move(ctl, a, b, t);
+  ASSERT_EQ(moves.size(), 1u);
+  const std::string vm = moves[0].vm;
+  wire::Message m = a.vm(vm, 1.0, 0.05, 4ULL << 30, 512);
+  auto& dirty = *std::get<wire::VmSample>(m.body).dirty;
+  dirty.curve = {{100'000'000, 900}, {500'000'000, 1024}, {2'000'000'000, 1024}};
+  ctl.on_message(m, at(t));
+  auto& p = ex.state.at("h1");
+  p.passes = 2;
+  p.dirty_pages_per_s = 9'000;
+  EXPECT_TRUE(ctl.poll_migrations(at(t)).empty());
+  p.passes = 12;  // ten syncs in the next second
+  EXPECT_TRUE(ctl.poll_migrations(at(t + 1)).empty());
+  ex.finish("h1", true);
+  auto done = ctl.poll_migrations(at(t + 1));
+  ASSERT_EQ(done.size(), 1u);
+  ASSERT_TRUE(done[0].detail);
+  EXPECT_NEAR(ctl.vm_dirty().factor(vm, t + 1), 1.0, 0.01) << *done[0].detail;
+}
+
+TEST(ControllerEnforce, AnAutoConvergeMigrationDoesNotCalibrateTheGuestsRate) {
+  // The throttle slows the guest: what QEMU measures then is not its rate.
+  ControllerConfig cfg = enforce_config();
+  cfg.predictor.auto_converge = true;
+  ScriptedExecutor ex;
+  Controller ctl(cfg, "T");
+  ctl.set_executor(&ex);
+  FakeAgent a{.host = "kvm1"}, b{.host = "kvm2"};
+  double t = 1;
+  auto moves = until_move(ctl, a, b, t);
+  ASSERT_EQ(moves.size(), 1u);
+  auto& p = ex.state.at("h1");
+  p.passes = 3;
+  p.dirty_pages_per_s = 200;  // a tenth of the telemetry's 2 000
+  EXPECT_TRUE(ctl.poll_migrations(at(t)).empty());
+  ex.finish("h1", true);
+  ASSERT_EQ(ctl.poll_migrations(at(t)).size(), 1u);
+  EXPECT_EQ(ctl.vm_dirty().factor(moves[0].vm, t), 1.0);
+}
+
 TEST(ControllerEnforce, ASkipWhoseCountdownTicksIsPublishedOnce) {
   // After a move both hosts are in hold-down; every round then skips kvm1
   // "in hold-down for another N s" with a smaller N. Published once, not
