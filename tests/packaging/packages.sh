@@ -36,7 +36,7 @@ cleanup() {
     # advice); this test leaves the machine as it found it.
     if [[ $had_user -eq 0 ]] && getent passwd vmtide >/dev/null; then
         userdel vmtide 2>/dev/null || true
-        getent group vmtide >/dev/null && groupdel vmtide 2>/dev/null || true
+        if getent group vmtide >/dev/null; then groupdel vmtide 2>/dev/null || true; fi
     fi
     rm -rf "$work"
 }
@@ -75,7 +75,8 @@ dpkg-deb --ctrl-tarfile "$(deb vmtide-controller)" | tar -xO ./conffiles | grep 
 dpkg-deb -c "$(deb vmtide-agent)" | grep -E '\.(bpf\.)?o$' && fail "the agent package ships object files"
 
 echo "== install"
-dpkg -i $(cat "$work/debs") >"$work/install.log" 2>&1 || { cat "$work/install.log"; fail "dpkg -i failed"; }
+mapfile -t debs <"$work/debs"
+dpkg -i "${debs[@]}" >"$work/install.log" 2>&1 || { cat "$work/install.log"; fail "dpkg -i failed"; }
 for p in "${pkgs[@]}"; do
     [[ $(dpkg-query -W -f='${Status}' "$p") == "install ok installed" ]] || fail "$p is not installed"
 done

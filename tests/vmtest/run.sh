@@ -16,7 +16,9 @@ kdir=${VMTIDE_VMTEST_KERNEL_DIR:-/var/cache/vmtide/vmtest/current}
 timeout_s=${VMTIDE_VMTEST_TIMEOUT:-600}
 
 skip() { echo "vmtest: SKIPPED: $*"; exit 77; }
-vmlinuz=$(ls "$kdir"/boot/vmlinuz-* 2>/dev/null | head -n1 || true)
+kernels=("$kdir"/boot/vmlinuz-*)
+vmlinuz=${kernels[0]}
+[[ -e $vmlinuz ]] || vmlinuz=
 [[ -n $vmlinuz ]] || skip "no Debian kernel in $kdir (scripts/deps fetches it)"
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not installed (scripts/deps)"
 busybox=$(command -v busybox || true)
@@ -49,6 +51,7 @@ if [[ -d $kdir/lib/modules/$kver ]]; then
     cp "$kdir/lib/modules/$kver/kernel/drivers/block/loop.ko"* "$root/lib/modules/$kver/kernel/drivers/block/" 2>/dev/null || true
 fi
 
+# shellcheck disable=SC2016  # the quoted lines are the guest's script, expanded there
 {
     echo '#!/bin/sh'
     echo 'mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; mount -t tmpfs tmp /tmp'
