@@ -22,6 +22,23 @@
 
 namespace vmtide::bench {
 
+// The commit the bench ran at, asked of git when it runs: VMTIDE_GIT is
+// from the last cmake configure and goes stale across incremental builds
+// (a table once said a765f5c for a run at f581ba5).
+inline std::string source_revision() {
+#ifdef VMTIDE_BENCH_GIT_DIR
+  const std::string cmd = "git -C '" VMTIDE_BENCH_GIT_DIR "' describe --always --dirty 2>/dev/null";
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    char buf[128];
+    std::string out = std::fgets(buf, sizeof buf, p) ? buf : "";
+    pclose(p);
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+    if (!out.empty()) return out;
+  }
+#endif
+  return VMTIDE_GIT;
+}
+
 inline double median(std::vector<double> v) {
   if (v.empty()) return NAN;
   std::sort(v.begin(), v.end());
@@ -79,7 +96,7 @@ class Report {
     out += "}";
     for (const auto& [k, v] : raw_) out += ",\"" + json_escape(k) + "\":" + v;
     out += ",\"env\":{\"kernel\":\"" + json_escape(u.release) +
-           "\",\"cpus\":" + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + ",\"git\":\"" + json_escape(VMTIDE_GIT) +
+           "\",\"cpus\":" + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + ",\"git\":\"" + json_escape(source_revision()) +
            "\"}}";
     std::printf("%s\n", out.c_str());
     std::fflush(stdout);
