@@ -18,5 +18,8 @@ done
 ((n >= 5)) || { echo "FAIL: only $n bash scripts found under $src"; exit 1; }
 echo "bash -n: $n scripts parse"
 command -v shellcheck >/dev/null || { echo "SKIPPED: shellcheck not installed (scripts/deps installs it)"; exit 77; }
-shellcheck -x -P SCRIPTDIR "${scripts[@]}"
+# From the source root: scripts source "$root/..." or "$src/...", and the
+# checker resolves those against its working directory (CTest runs this in
+# the build tree).
+(cd "$src" && shellcheck -x -P SCRIPTDIR "${scripts[@]}")
 echo "shellcheck: ${#scripts[@]} scripts clean"
