@@ -318,6 +318,8 @@ std::vector<wire::Decision> Controller::poll_migrations(model::TimeNs now) {
       fig.assumed_stop_bytes_per_s = f.cost.assumed_stop_bytes_per_s;
       fig.total_ms = pr.total_ms;
       fig.downtime_ms = pr.downtime_ms;
+      fig.setup_ms = pr.setup_ms;
+      fig.downtime_bytes = static_cast<double>(pr.downtime_bytes);
       fig.bytes = static_cast<double>(pr.bytes);
       fig.page_bytes = cfg_.predictor.page_bytes;
       fig.succeeded = true;

@@ -43,6 +43,8 @@ struct Progress {
   double bandwidth_bytes_per_s = 0;   // as measured (QMP "mbps" / libvirt "memory_bps")
   double downtime_ms = 0;             // final; 0 while running
   double total_ms = 0;                // final; 0 while running
+  double setup_ms = 0;                // before the first pass (QMP "setup-time", libvirt "setup_time"); 0: unknown
+  std::uint64_t downtime_bytes = 0;   // final: RAM sent while the guest was stopped (QMP only); 0: unknown
   std::string error;                  // kFailed: what happened (e.g. "timeout: aborted after 600 s")
 };
 

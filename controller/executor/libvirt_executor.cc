@@ -354,6 +354,7 @@ Progress progress_from_job_stats(const _virTypedParameter* params, int n, bool c
   if (get_u64(params, n, VIR_DOMAIN_JOB_MEMORY_BPS, &v)) p.bandwidth_bytes_per_s = static_cast<double>(v);
   if (completed) {
     if (get_u64(params, n, VIR_DOMAIN_JOB_DOWNTIME, &v)) p.downtime_ms = static_cast<double>(v);
+    if (get_u64(params, n, VIR_DOMAIN_JOB_SETUP_TIME, &v)) p.setup_ms = static_cast<double>(v);
     p.total_ms = p.elapsed_s * 1000.0;
   }
   return p;

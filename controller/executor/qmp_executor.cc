@@ -148,6 +148,8 @@ Step advance(Tracked& t, const QueryMigrate& q, QmpClock::time_point now) {
     p.state = State::kSucceeded;
     p.total_ms = q.total_time_ms ? static_cast<double>(*q.total_time_ms) : waited_s * 1000.0;
     p.downtime_ms = q.downtime_ms ? static_cast<double>(*q.downtime_ms) : 0;
+    p.setup_ms = q.setup_time_ms ? static_cast<double>(*q.setup_time_ms) : 0;
+    p.downtime_bytes = q.downtime_bytes;
     p.remaining_bytes = 0;
   } else if (q.status == "failed") {
     p.state = State::kFailed;

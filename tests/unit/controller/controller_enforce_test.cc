@@ -47,6 +47,8 @@ class ScriptedExecutor : public executor::Executor {
     p.downtime_ms = 12;
     p.bytes = 900ULL << 20;
     p.passes = 5;
+    p.setup_ms = 15;
+    p.downtime_bytes = 7ULL << 20;  // 7 MiB in 12 ms, 5 of them device state: ~1 GB/s
     if (!ok) p.error = "destination QEMU exited";
   }
 
@@ -135,6 +137,9 @@ TEST(ControllerEnforce, AMoveStartsAMigrationAndItsEndIsPublishedUnderTheSameId)
   const auto cal = ctl.calibration().get("kvm1", "kvm2");
   EXPECT_EQ(cal.migrations, 1);
   EXPECT_LT(cal.bw_factor, 0.5);
+  // The stop-and-copy rate is learnt from the executor's downtime bytes.
+  EXPECT_GT(cal.stop_bytes_per_s, 0.5e9);
+  EXPECT_LT(cal.stop_bytes_per_s, 2e9);
   EXPECT_EQ(ctl.calibration().get("kvm2", "kvm1").migrations, 0) << "per direction";
   model::VmState v;
   v.id = "x";

@@ -47,6 +47,7 @@ TEST(LibvirtExecutorStats, JobStatsBecomeProgress) {
   ASSERT_EQ(virTypedParamsAddULLong(&params, &n, &max, VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE, 2990), 0);
   ASSERT_EQ(virTypedParamsAddULLong(&params, &n, &max, VIR_DOMAIN_JOB_MEMORY_BPS, 59'530'000), 0);
   ASSERT_EQ(virTypedParamsAddULLong(&params, &n, &max, VIR_DOMAIN_JOB_DOWNTIME, 118), 0);
+  ASSERT_EQ(virTypedParamsAddULLong(&params, &n, &max, VIR_DOMAIN_JOB_SETUP_TIME, 12), 0);
   ASSERT_EQ(virTypedParamsAddInt(&params, &n, &max, VIR_DOMAIN_JOB_OPERATION, VIR_DOMAIN_JOB_OPERATION_MIGRATION_IN),
             0);
 
@@ -63,6 +64,7 @@ TEST(LibvirtExecutorStats, JobStatsBecomeProgress) {
   const Progress done = progress_from_job_stats(params, n, true);
   EXPECT_DOUBLE_EQ(done.downtime_ms, 118);
   EXPECT_DOUBLE_EQ(done.total_ms, 8004);
+  EXPECT_DOUBLE_EQ(done.setup_ms, 12);
   virTypedParamsFree(params, n);
 
   const Progress empty = progress_from_job_stats(nullptr, 0, true);

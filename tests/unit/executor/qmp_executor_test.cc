@@ -159,6 +159,8 @@ TEST(MigrationState, CompletedAbortedFailedAndGone) {
   EXPECT_EQ(s.progress.state, State::kSucceeded);
   EXPECT_EQ(s.progress.total_ms, 8163);
   EXPECT_EQ(s.progress.downtime_ms, 17);
+  EXPECT_EQ(s.progress.setup_ms, 7);
+  EXPECT_EQ(s.progress.downtime_bytes, 8831817u);
   EXPECT_EQ(s.progress.bytes, 270412837u);
   EXPECT_EQ(s.progress.remaining_bytes, 0u);
   ASSERT_TRUE(t.final);
