@@ -4,10 +4,13 @@
 // signals pid 0 or -1.
 #pragma once
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -42,13 +45,13 @@ class AgentProcess {
       _exit(127);
     }
     close(fds[1]);
-    err_ = fdopen(fds[0], "r");
+    fd_ = fds[0];
   }
   AgentProcess(const AgentProcess&) = delete;
   AgentProcess& operator=(const AgentProcess&) = delete;
   ~AgentProcess() {
     kill9();
-    if (err_ != nullptr) fclose(err_);
+    if (fd_ >= 0) close(fd_);
   }
 
   // Reads the log until the line naming the bound endpoint.
@@ -59,19 +62,44 @@ class AgentProcess {
     return (*m)[1];
   }
   // Reads the log until a line matches `re`; the match and its groups, or
-  // nullopt when the process closed its stderr (exited) first.
-  std::optional<std::vector<std::string>> wait_for(const std::regex& re) {
-    char line[4096];
-    while (fgets(line, sizeof line, err_) != nullptr) {
-      log += line;
-      std::cmatch m;
-      if (std::regex_search(line, m, re)) {
-        std::vector<std::string> groups;
-        for (const auto& g : m) groups.push_back(g.str());
-        return groups;
+  // nullopt when the process closed its stderr (exited) first or `timeout`
+  // passed (the log then says so, for the test's failure message).
+  std::optional<std::vector<std::string>> wait_for(const std::regex& re,
+                                                   std::chrono::milliseconds timeout = std::chrono::minutes{3}) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      for (std::size_t nl; (nl = pending_.find('\n')) != std::string::npos;) {
+        const std::string line = pending_.substr(0, nl + 1);
+        pending_.erase(0, nl + 1);
+        log += line;
+        std::smatch m;
+        if (std::regex_search(line, m, re)) {
+          std::vector<std::string> groups;
+          for (const auto& g : m) groups.push_back(g.str());
+          return groups;
+        }
       }
+      if (fd_ < 0) return std::nullopt;
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        log += "[test: no matching line within " + std::to_string(timeout.count() / 1000) + " s]\n";
+        return std::nullopt;
+      }
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 1000))) <= 0) continue;
+      char buf[4096];
+      const ssize_t n = read(fd_, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        // Closed: what is left is a last line without its newline.
+        close(fd_);
+        fd_ = -1;
+        if (!pending_.empty()) pending_ += '\n';
+        continue;
+      }
+      pending_.append(buf, static_cast<std::size_t>(n));
     }
-    return std::nullopt;
   }
   void kill9() {
     kill_and_reap(pid);
@@ -89,7 +117,8 @@ class AgentProcess {
   std::string log;  // what endpoint() has read so far
 
  private:
-  FILE* err_ = nullptr;
+  int fd_ = -1;
+  std::string pending_;  // read from the pipe, not yet a whole line
 };
 
 }  // namespace vmtide::testsupport

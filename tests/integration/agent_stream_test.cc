@@ -54,6 +54,21 @@ using testsupport::metric_value;
 using testsupport::scrape;
 
 
+TEST(AgentProcessHelper, WaitForGivesUpAtItsDeadlineAndKeepsTheLog) {
+  // The helper every daemon test waits with: a process that lives on but
+  // never logs the awaited line must not hang the test.
+  AgentProcess p({"/bin/sh", "-c", "echo started >&2; printf 'no newline' >&2; exec sleep 30"});
+  const auto t0 = Clock::now();
+  EXPECT_TRUE(p.wait_for(std::regex("started")));
+  EXPECT_FALSE(p.wait_for(std::regex("never printed"), std::chrono::milliseconds{500}));
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds{10});
+  EXPECT_NE(p.log.find("no matching line within"), std::string::npos) << p.log;
+  // After the exit, a last line without its newline still counts.
+  p.kill9();
+  AgentProcess q({"/bin/sh", "-c", "printf 'last words' >&2"});
+  EXPECT_TRUE(q.wait_for(std::regex("last words"), std::chrono::seconds{10}));
+}
+
 TEST(AgentStream, SamplesAreCompleteOrderedAndPhysical) {
   constexpr int kTicks = 8;
   constexpr double kInterval = 0.5;
