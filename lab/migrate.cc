@@ -196,6 +196,8 @@ void save_calibration(const std::string& path, const predictor::LinkCalibration&
   std::rename((path + ".tmp").c_str(), path.c_str());
 }
 
+double seconds_now() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
+
 struct Measured {
   std::vector<std::pair<double, double>> points;  // (window s, pages dirtied), as measured
   double rate_2s_bytes_per_s = 0;                 // the rate the agent would publish (its default 2 s window)
@@ -288,7 +290,8 @@ struct Run {
   bool ok = true;  // the lab itself worked (the migration may still have failed)
 };
 
-Run one_migration(const Options& o, const GuestSpec& g, Qemu& src, int gen, double bw_mib_s, double link_bytes_per_s) {
+Run one_migration(const Options& o, const GuestSpec& g, Qemu& src, int gen, double bw_mib_s, double link_bytes_per_s,
+                  predictor::VmDirtyCalibration& vm_cal) {
   Run run;
   const double bw = bw_mib_s * kMiB;
   Json out;
@@ -343,7 +346,16 @@ Run one_migration(const Options& o, const GuestSpec& g, Qemu& src, int gen, doub
   const predictor::LinkCalibration cal = load_calibration(o.calibration);
   const predictor::Inputs cin = predictor::apply(in, cal);
   auto uncalibrated = predictor::predict_precopy(in);
-  auto predicted = predictor::predict_precopy(cin);
+  auto without_vm_cal = predictor::predict_precopy(cin);
+  // What the controller predicts: the curve also scaled by what this VM's
+  // previous migration measured of its dirtying (model_now()).
+  const double vm_factor = vm_cal.factor(vm.id, seconds_now());
+  model::VmState seen = vm;
+  strategy::scale_dirtying(seen, vm_factor);
+  predictor::Inputs vin = strategy::precopy_inputs(seen, bw, params);
+  vin.vcpu_busy_frac = in.vcpu_busy_frac;
+  vin.link_bytes_per_s = in.link_bytes_per_s;
+  auto predicted = predictor::predict_precopy(predictor::apply(vin, cal));
   auto baseline = predictor::predict_constant_rate(cin, m->rate_2s_bytes_per_s);
   // The truth: CPU-bound writers (rate 0) go as fast as the vCPU does; the
   // dirtier's own heartbeat says how fast that is.
@@ -360,10 +372,11 @@ Run one_migration(const Options& o, const GuestSpec& g, Qemu& src, int gen, doub
   inputs.num("vcpu_busy_frac", m->vcpu_busy).raw("dirty_points", pts).num("dirty_rounds", o.rounds);
   inputs.num("dirty_rate_2s_bytes_per_s", m->rate_2s_bytes_per_s).num("dirtier_rate_pages_per_s", dirtier_rate);
   inputs.num("calibration_bw_factor", cal.bw_factor).num("calibration_stop_bytes_per_s", cal.stop_bytes_per_s);
-  inputs.num("calibration_migrations", cal.migrations);
+  inputs.num("calibration_migrations", cal.migrations).num("vm_dirty_factor", vm_factor);
   out.raw("inputs", inputs.done());
   out.raw("predicted", prediction_json(predicted));
   out.raw("predicted_uncalibrated", prediction_json(uncalibrated));
+  out.raw("predicted_without_vm_calibration", prediction_json(without_vm_cal));
   out.raw("baseline", prediction_json(baseline));
   out.raw("predicted_oracle", prediction_json(oracle));
   out.raw("baseline_oracle", prediction_json(baseline_oracle));
@@ -418,7 +431,8 @@ Run one_migration(const Options& o, const GuestSpec& g, Qemu& src, int gen, doub
   }
   std::string syncs = "[";
   double max_throttle = 0;
-  for (const auto& s : ex.syncs(*h)) {
+  const std::vector<executor::SyncMark> ex_syncs = ex.syncs(*h);
+  for (const auto& s : ex_syncs) {
     max_throttle = std::max(max_throttle, s.throttle_pct);
     char b[96];
     std::snprintf(b, sizeof b, "%s[%.3f,%llu,%llu]", syncs.size() > 1 ? "," : "", s.t_s,
@@ -460,6 +474,19 @@ Run one_migration(const Options& o, const GuestSpec& g, Qemu& src, int gen, doub
     f.setup_ms = q ? static_cast<double>(q->setup_time_ms.value_or(0)) : 0;
     f.downtime_bytes = q ? static_cast<double>(q->downtime_bytes) : 0;
     f.succeeded = true;
+    // Per VM, as the controller does (Controller::poll_migrations): QEMU's
+    // dirty rate from the second pass on, against what the telemetry's
+    // curve expects over the syncs seen between two polls. Not under
+    // auto-converge, whose throttle slows the guest.
+    if (!o.auto_converge) {
+      const predictor::DirtyCurve curve = strategy::dirty_curve_pages(vm, kPage);
+      predictor::MigrationDirtyRate rate(0);
+      for (const auto& s : ex_syncs) rate.observe(s.t_s, s.sync_count, s.dirty_pages_per_s, curve);
+      const double measured = rate.measured_pages_per_s(), expected = rate.expected_pages_per_s();
+      vm_cal.record(vm.id, measured * kPage, expected * kPage, seconds_now());
+      say("dirty rate during the migration %.0f pages/s, expected from the curve %.0f: next predictions x%.2f",
+          measured, expected, vm_cal.factor(vm.id, seconds_now()));
+    }
     if (!o.calibration.empty()) {
       // The next prediction for this pair starts from what this one taught.
       predictor::LinkCalibration next = predictor::calibrate(cal, f);
@@ -568,8 +595,9 @@ int run_main(int argc, char** argv) {
   }
   say("guest steady after %.1f s", std::chrono::duration<double>(Clock::now() - t_boot).count());
   Qemu current = std::move(*src);
+  predictor::VmDirtyCalibration vm_cal;  // the guest's own, across its migrations
   for (std::size_t i = 0; i < o.bw_mib_s.size(); ++i) {
-    Run r = one_migration(o, g, current, static_cast<int>(i), o.bw_mib_s[i], link_bps);
+    Run r = one_migration(o, g, current, static_cast<int>(i), o.bw_mib_s[i], link_bps, vm_cal);
     std::printf("%s\n", r.json.c_str());
     std::fflush(stdout);
     if (!r.ok) {

@@ -105,12 +105,7 @@ model::ClusterModel Controller::model_now(model::TimeNs now) const {
   if (vm_dirty_.size() == 0) return m;
   const double now_s = static_cast<double>(now.count()) / 1e9;
   for (auto& v : m.vms) {
-    const double f = vm_dirty_.factor(v.id, now_s);
-    if (f == 1) continue;
-    // Bytes dirtied within tau scale with the rate, up to the guest's RAM.
-    const double cap = v.ram_bytes > 0 ? static_cast<double>(v.ram_bytes) : 1e300;
-    for (auto& p : v.dirty_curve) p.bytes = static_cast<std::uint64_t>(std::min(cap, static_cast<double>(p.bytes) * f));
-    v.dirty_bytes_per_s *= f;
+    strategy::scale_dirtying(v, vm_dirty_.factor(v.id, now_s));
   }
   return m;
 }
@@ -207,6 +202,7 @@ void Controller::start_migration(wire::Decision& d, const strategy::PlannedMove&
   ++counters_.migrations_started;
   Flight& f = flights_[mv.vm_id] = Flight{*h, d, now, mv.cost};
   f.calibrates = !req.auto_converge;
+  f.dirty = predictor::MigrationDirtyRate(static_cast<double>(now.count()) / 1e9);
 }
 
 Result<std::size_t> Controller::recover_in_flight(model::TimeNs now) {
@@ -232,29 +228,6 @@ Result<std::size_t> Controller::recover_in_flight(model::TimeNs now) {
   return n;
 }
 
-namespace {
-
-// QEMU's dirty-pages-rate sums, over a period of at least a second, the
-// pages each sync found new: k syncs spaced i apart report k D(i) / (k i).
-// The telemetry's own rate is D(2 s) / 2 s; for a hot set those differ
-// many times over (a 4 MiB set at 20 000 pages/s: D(0.1 s) / 0.1 s is
-// ~17x D(2 s) / 2 s) with no error anywhere. So the migration's rate is
-// compared with the telemetry's curve at the interval the syncs really had
-// (`syncs` over `dt_s`, as the controller's polls saw them).
-double telemetry_rate_at_syncs(const model::VmState& v, double syncs, double dt_s, double page_bytes) {
-  if (!(syncs > 0) || !(dt_s > 0) || v.dirty_curve.empty()) return v.dirty_bytes_per_s;
-  std::vector<predictor::DirtyCurve::Point> pts;
-  for (const model::DirtyPoint& d : v.dirty_curve) {
-    pts.push_back({static_cast<double>(d.tau.count()) / 1e9, static_cast<double>(d.bytes) / page_bytes});
-  }
-  const double ceiling = v.ram_bytes > 0 ? static_cast<double>(v.ram_bytes) / page_bytes : 1e18;
-  auto curve = predictor::DirtyCurve::make(std::move(pts), ceiling);
-  if (!curve) return v.dirty_bytes_per_s;
-  return syncs * curve->at(dt_s / syncs) * page_bytes / dt_s;
-}
-
-}  // namespace
-
 std::vector<wire::Decision> Controller::poll_migrations(model::TimeNs now) {
   std::vector<wire::Decision> out;
   if (executor_ == nullptr) return out;
@@ -278,23 +251,13 @@ std::vector<wire::Decision> Controller::poll_migrations(model::TimeNs now) {
     } else {
       pr = *p;
     }
-    // From the second pass on, QEMU's dirty rate is over a pass of the
-    // migration's own length (the first covers the whole of RAM).
-    if (pr.passes >= 2 && pr.dirty_pages_per_s > 0 && f.calibrates) {
-      f.dirty_bytes_per_s = pr.dirty_pages_per_s * cfg_.predictor.page_bytes;
+    // Each new figure of QEMU's dirty rate, with the telemetry's
+    // expectation over the same syncs (predictor::MigrationDirtyRate).
+    if (f.calibrates && f.dirty.is_new(pr.passes, pr.dirty_pages_per_s)) {
       if (const model::VmState* v = telemetry_vm(f.record.vm)) {
-        const double dt_s = static_cast<double>((now - f.last_poll).count()) / 1e9;
-        const bool spaced = f.last_passes >= 1 && pr.passes > f.last_passes && dt_s > 0;
-        if (spaced || !(f.modelled_bytes_per_s > 0)) {
-          f.modelled_bytes_per_s = spaced ? telemetry_rate_at_syncs(*v, static_cast<double>(pr.passes - f.last_passes),
-                                                                    dt_s, cfg_.predictor.page_bytes)
-                                          : v->dirty_bytes_per_s;
-        }
+        f.dirty.observe(static_cast<double>(now.count()) / 1e9, pr.passes, pr.dirty_pages_per_s,
+                        strategy::dirty_curve_pages(*v, cfg_.predictor.page_bytes));
       }
-    }
-    if (pr.passes != f.last_passes) {
-      f.last_passes = pr.passes;
-      f.last_poll = now;
     }
     if (pr.state == executor::State::kRunning) {
       ++it;
@@ -325,14 +288,16 @@ std::vector<wire::Decision> Controller::poll_migrations(model::TimeNs now) {
       fig.succeeded = true;
       calibration_.record(d.src, d.dst, fig);
     }
-    if (ok && f.dirty_bytes_per_s > 0 && f.modelled_bytes_per_s > 0) {
+    if (ok && f.dirty.measured_pages_per_s() > 0 && f.dirty.expected_pages_per_s() > 0) {
       // Per VM: the migration's own dirty rate against the telemetry's
       // expectation of it.
       const double now_s = static_cast<double>(now.count()) / 1e9;
-      vm_dirty_.record(d.vm, f.dirty_bytes_per_s, f.modelled_bytes_per_s, now_s);
+      const double page = cfg_.predictor.page_bytes;
+      const double measured = f.dirty.measured_pages_per_s() * page;
+      const double expected = f.dirty.expected_pages_per_s() * page;
+      vm_dirty_.record(d.vm, measured, expected, now_s);
       std::snprintf(buf, sizeof buf, "; dirtied %s/s during the migration, telemetry %s/s: its next predictions x%.2f",
-                    bytes_str(f.dirty_bytes_per_s).c_str(), bytes_str(f.modelled_bytes_per_s).c_str(),
-                    vm_dirty_.factor(d.vm, now_s));
+                    bytes_str(measured).c_str(), bytes_str(expected).c_str(), vm_dirty_.factor(d.vm, now_s));
       *d.detail += buf;
     }
     executor_->forget(f.handle);

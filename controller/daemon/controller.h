@@ -130,12 +130,9 @@ class Controller {
     wire::Decision record;  // as published when it started
     model::TimeNs started{0};
     strategy::MigrationCost cost;  // the prediction it started with
-    double dirty_bytes_per_s = 0;  // the guest's dirty rate as the migration last measured it
-    // What the telemetry's curve says QEMU should have measured over the
-    // same syncs (telemetry_rate_at_syncs()): the like-for-like reference.
-    double modelled_bytes_per_s = 0;
-    std::uint64_t last_passes = 0;  // QEMU's sync count at the last poll, and when
-    model::TimeNs last_poll{0};
+    // QEMU's dirty rate during the migration and the telemetry's
+    // expectation of it over the same syncs.
+    predictor::MigrationDirtyRate dirty{};
     // Whether its dirty rate is the guest's own: not under auto-converge's
     // throttle, and not a recovered migration whose settings are unknown.
     bool calibrates = false;

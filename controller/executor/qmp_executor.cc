@@ -282,7 +282,8 @@ Result<Progress> QmpExecutor::poll_locked(Migration& m) {
   if (!q) return make_error(Errc::kIo, "qmp executor: " + q.error().message());
   const auto now = opts_.now();
   if (m.syncs.empty() || m.syncs.back().sync_count != q->dirty_sync_count) {
-    m.syncs.push_back({seconds_between(m.t.started, now), q->dirty_sync_count, q->transferred, q->throttle_pct});
+    m.syncs.push_back({seconds_between(m.t.started, now), q->dirty_sync_count, q->transferred, q->throttle_pct,
+                       q->dirty_pages_rate});
   }
   m.last = *q;
   Step s = advance(m.t, *q, now);

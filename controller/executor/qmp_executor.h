@@ -111,6 +111,7 @@ struct SyncMark {
   std::uint64_t sync_count = 0;
   std::uint64_t transferred = 0;
   double throttle_pct = 0;  // auto-converge's throttle then
+  double dirty_pages_per_s = 0;  // QEMU's dirty-pages-rate then
 };
 
 class QmpExecutor final : public Executor {

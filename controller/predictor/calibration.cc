@@ -73,6 +73,20 @@ void VmDirtyCalibration::record(const std::string& vm, double measured, double m
   vms_[vm] = Evidence{std::clamp(measured / modelled, 0.25, 4.0), now_s};
 }
 
+double expected_sync_dirty_pages_per_s(const DirtyCurve& curve, double syncs, double dt_s) {
+  if (!(syncs > 0) || !(dt_s > 0)) return 0;
+  return syncs * curve.at(dt_s / syncs) / dt_s;
+}
+
+void MigrationDirtyRate::observe(double now_s, std::uint64_t syncs, double pages_per_s, const DirtyCurve& telemetry) {
+  if (!is_new(syncs, pages_per_s) || !(now_s > start_s_)) return;
+  measured_ = pages_per_s;
+  expected_ = expected_sync_dirty_pages_per_s(telemetry, static_cast<double>(syncs - start_syncs_), now_s - start_s_);
+  last_ = pages_per_s;
+  start_s_ = now_s;
+  start_syncs_ = syncs;
+}
+
 double VmDirtyCalibration::factor(const std::string& vm, double now_s) const {
   auto it = vms_.find(vm);
   if (it == vms_.end()) return 1;

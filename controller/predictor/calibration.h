@@ -7,6 +7,7 @@
 // Pure: values in, values out (DESIGN.md, "Pre-copy prediction").
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <utility>
@@ -72,6 +73,39 @@ class CalibrationTable {
 // them to calibrate"). The ratio is bounded to [1/4, 4], since one pass can
 // catch a burst, and fades back to 1 with a half-life, since the telemetry
 // keeps measuring and the workload keeps changing.
+// What a migration's own dirty rate should read if `curve` (the
+// telemetry's) is right: QEMU's dirty-pages-rate sums, over a period of at
+// least a second, the pages each sync found new, so `syncs` syncs in
+// `dt_s` report syncs x D(dt_s / syncs) / dt_s pages/s. For a hot set
+// that is many times the telemetry's D(2 s) / 2 s with nothing wrong on
+// either side, which is why the ratio is taken against this, not that.
+[[nodiscard]] double expected_sync_dirty_pages_per_s(const DirtyCurve& curve, double syncs, double dt_s);
+
+// QEMU's dirty-pages-rate through one migration, as polls see it, each new
+// figure paired with the telemetry's expectation over the same period.
+// QEMU recomputes the figure at a sync at least a second after its last
+// update, over the syncs since (migration_bitmap_sync() in
+// migration/ram.c), so a figure covers the time since the previous one,
+// or since the setup sync at the start: the first one is pass 0's.
+class MigrationDirtyRate {
+ public:
+  explicit MigrationDirtyRate(double start_s = 0) : start_s_(start_s) {}
+  // Whether a poll seeing `syncs` (QEMU's dirty-sync-count) and figure
+  // `pages_per_s` brings a new figure (then observe() needs the curve).
+  [[nodiscard]] bool is_new(std::uint64_t syncs, double pages_per_s) const {
+    return pages_per_s > 0 && pages_per_s != last_ && syncs > start_syncs_;
+  }
+  void observe(double now_s, std::uint64_t syncs, double pages_per_s, const DirtyCurve& telemetry);
+  [[nodiscard]] double measured_pages_per_s() const { return measured_; }  // 0 until a figure came
+  [[nodiscard]] double expected_pages_per_s() const { return expected_; }
+
+ private:
+  double start_s_;
+  std::uint64_t start_syncs_ = 1;  // the setup sync
+  double last_ = 0;
+  double measured_ = 0, expected_ = 0;
+};
+
 class VmDirtyCalibration {
  public:
   explicit VmDirtyCalibration(double half_life_s = 600) : half_life_s_(half_life_s) {}

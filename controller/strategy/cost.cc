@@ -53,6 +53,26 @@ CostModel make_const_dirty_cost_model(double fallback_bw_bytes_per_s, double con
   };
 }
 
+void scale_dirtying(model::VmState& vm, double factor) {
+  if (factor == 1 || !(factor > 0)) return;
+  // Bytes dirtied within tau scale with the rate, up to the guest's RAM.
+  const double cap = vm.ram_bytes > 0 ? static_cast<double>(vm.ram_bytes) : 1.8e19;
+  for (auto& p : vm.dirty_curve) {
+    p.bytes = static_cast<std::uint64_t>(std::min(cap, static_cast<double>(p.bytes) * factor));
+  }
+  vm.dirty_bytes_per_s *= factor;
+}
+
+predictor::DirtyCurve dirty_curve_pages(const model::VmState& vm, double page_bytes) {
+  std::vector<predictor::DirtyCurve::Point> pts;
+  for (const model::DirtyPoint& d : vm.dirty_curve) {
+    pts.push_back({static_cast<double>(d.tau.count()) / 1e9, static_cast<double>(d.bytes) / page_bytes});
+  }
+  const double ceiling = vm.ram_bytes > 0 ? static_cast<double>(vm.ram_bytes) / page_bytes : 1e18;
+  auto curve = predictor::DirtyCurve::make(std::move(pts), ceiling);
+  return curve ? std::move(*curve) : predictor::DirtyCurve::none();
+}
+
 predictor::Inputs precopy_inputs(const model::VmState& vm, double bw, const PrecopyCostParams& p) {
   const double ram = static_cast<double>(vm.ram_bytes > 0 ? vm.ram_bytes : vm.rss_bytes);
   const double touched = vm.rss_bytes > 0 ? std::min(static_cast<double>(vm.rss_bytes), ram) : ram;

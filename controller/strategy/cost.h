@@ -69,6 +69,13 @@ struct PrecopyCostParams {
 [[nodiscard]] CostModel make_precopy_cost_model(const PrecopyCostParams& p = {},
                                                 const predictor::CalibrationTable* calibration = nullptr);
 
+// `vm`'s dirtying scaled by `factor` (predictor::VmDirtyCalibration): its
+// curve's bytes, up to its RAM, and its rate.
+void scale_dirtying(model::VmState& vm, double factor);
+
+// The telemetry's curve of `vm` in pages (empty when it has none).
+[[nodiscard]] predictor::DirtyCurve dirty_curve_pages(const model::VmState& vm, double page_bytes);
+
 // The predictor's inputs for `vm` over a link of `bw_bytes_per_s`: pass 0
 // sends the touched RAM (rss), the curve is the measured D(tau) in pages
 // (or the mean rate when only that is known). Shared by the cost model and

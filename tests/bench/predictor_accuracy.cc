@@ -5,8 +5,9 @@
 // converging, hot-set, phased and non-converging guests (with and without
 // auto-converge; a CPU-bound writer to show auto-converge working), at two
 // caps. For each run: the prediction from the measured curve (with the
-// host pair's online calibration from the runs before, as the controller
-// would), from the true curve (_oracle), and the textbook baseline.
+// host pair's online calibration from the runs before and the guest's own
+// from its previous migration, as the controller would), from the true
+// curve (_oracle), and the textbook baseline.
 // Metric keys are a contract (docs/prediction-accuracy.md):
 //   total_time_p90_err_pct, downtime_p90_err_ms, bytes_p90_err_pct,
 //   baseline_total_time_p90_err_pct, nonconvergence_flagged_pct, runs,
@@ -225,6 +226,15 @@ int run() {
   rep.metric("total_time_p90_err_pct_uncalibrated", p90(u.time_pct));
   rep.metric("downtime_p90_err_ms_uncalibrated", p90(u.downtime_ms));
   rep.metric("bytes_p90_err_pct_uncalibrated", p90(u.bytes_pct));
+  // Without the per-VM calibration from the guest's previous migration
+  // (the second migration of each boot has one; see vm_calibrated_runs).
+  const Errors w = errors(runs, "predicted_without_vm_calibration");
+  rep.metric("total_time_p90_err_pct_without_vm_calibration", p90(w.time_pct));
+  rep.metric("downtime_p90_err_ms_without_vm_calibration", p90(w.downtime_ms));
+  rep.metric("bytes_p90_err_pct_without_vm_calibration", p90(w.bytes_pct));
+  int vm_calibrated = 0;
+  for (const auto& r : runs) vm_calibrated += num(r, "inputs", "vm_dirty_factor") != 1 ? 1 : 0;
+  rep.metric("vm_calibrated_runs", vm_calibrated);
   int alive = 0;
   for (const auto& r : runs) alive += flag(r, "alive", "ok") ? 1 : 0;
   rep.metric("guest_alive_after_pct", runs.empty() ? NAN : 100.0 * alive / static_cast<double>(runs.size()));

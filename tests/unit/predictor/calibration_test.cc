@@ -146,5 +146,25 @@ TEST(VmDirtyCalibration, RatioIsBoundedAndFadesWithItsHalfLife) {
   EXPECT_EQ(c.size(), 0u);
 }
 
+TEST(MigrationDirtyRate, EachFigureIsPairedWithTheCurveOverItsOwnSyncs) {
+  // A uniform writer of 5 000 pages/s over 16 384 pages, migration from
+  // t = 10 s. QEMU's first figure comes with sync 2 (pass 0, 4 s): one
+  // sync's worth of D(4 s) over 4 s. A repeat of the same figure is not a
+  // new one; the next covers the six syncs of the following 1.2 s.
+  const DirtyCurve c = DirtyCurve::uniform_random(5000, 16384);
+  MigrationDirtyRate r(10);
+  EXPECT_FALSE(r.is_new(1, 3000)) << "the setup sync's figure";
+  r.observe(12, 1, 3000, c);
+  EXPECT_EQ(r.measured_pages_per_s(), 0);
+  r.observe(14, 2, 3000, c);
+  EXPECT_DOUBLE_EQ(r.measured_pages_per_s(), 3000);
+  EXPECT_NEAR(r.expected_pages_per_s(), c.at(4) / 4, 1e-9);
+  EXPECT_FALSE(r.is_new(3, 3000));
+  r.observe(15.2, 8, 4500, c);
+  EXPECT_DOUBLE_EQ(r.measured_pages_per_s(), 4500);
+  EXPECT_NEAR(r.expected_pages_per_s(), 6 * c.at(0.2) / 1.2, 1e-9);
+  EXPECT_GT(r.expected_pages_per_s(), c.at(2) / 2) << "short syncs find more per second than a 2 s window";
+}
+
 }  // namespace
 }  // namespace vmtide::predictor
