@@ -93,12 +93,20 @@ std::vector<wire::Decision> until_move(Controller& ctl, FakeAgent& a, FakeAgent&
   return {};
 }
 
-TEST(ControllerEnforce, AMoveStartsAMigrationAndItsEndIsPublishedUnderTheSameId) {
-  ScriptedExecutor ex;
-  Controller ctl(enforce_config(), "T");
-  ctl.set_executor(&ex);
+// A controller in enforce mode over a scripted executor, with the two fake
+// agents of tick() (kvm1 hot, kvm2 idle) and the test's clock. Tests bind
+// its members by name: auto& [ex, ctl, a, b, t] = e.
+struct Enforcing {
+  explicit Enforcing(const ControllerConfig& cfg = enforce_config()) : ctl(cfg, "T") { ctl.set_executor(&ex); }
+  ScriptedExecutor ex;  // outlives ctl, which points at it
+  Controller ctl;
   FakeAgent a{.host = "kvm1"}, b{.host = "kvm2"};
   double t = 1;
+};
+
+TEST(ControllerEnforce, AMoveStartsAMigrationAndItsEndIsPublishedUnderTheSameId) {
+  Enforcing e;
+  auto& [ex, ctl, a, b, t] = e;
   auto moves = until_move(ctl, a, b, t);
   ASSERT_EQ(moves.size(), 1u);
   EXPECT_EQ(moves[0].outcome, wire::Outcome::kStarted);
@@ -172,11 +180,8 @@ double json_number(const std::string& json, const std::string& key) {
 }
 
 TEST(ControllerEnforce, AMigrationsOwnDirtyRateCalibratesTheVmsNextPredictions) {
-  ScriptedExecutor ex;
-  Controller ctl(enforce_config(), "T");
-  ctl.set_executor(&ex);
-  FakeAgent a{.host = "kvm1"}, b{.host = "kvm2"};
-  double t = 1;
+  Enforcing e;
+  auto& [ex, ctl, a, b, t] = e;
   auto moves = until_move(ctl, a, b, t);
   ASSERT_EQ(moves.size(), 1u);
   const std::string vm = moves[0].vm;
@@ -217,20 +222,17 @@ TEST(ControllerEnforce, AHotSetsMigrationRateIsComparedOverItsOwnSyncs) {
   // Both are right; against the 512 they would make the VM x4 dirtier
   // (after the clamp). Over the same syncs the telemetry expects exactly
   // them: nothing to learn.
-  ScriptedExecutor ex;
-  Controller ctl(enforce_config(), "T");
-  ctl.set_executor(&ex);
-  FakeAgent a{.host = "kvm1"}, b{.host = "kvm2"};
-  double t = 1;
+  Enforcing e;
+  auto& [ex, ctl, a, b, t] = e;
   auto moves = until_move(ctl, a, b, t);
   ASSERT_EQ(moves.size(), 1u);
   const std::string vm = moves[0].vm;
-  auto report = [&](double when) {
-    tick(ctl, a, b, when);
-    wire::Message m = a.vm(vm, 1.0, 0.05, 4ULL << 30, 512);
+  auto report = [&e, &vm](double when) {
+    tick(e.ctl, e.a, e.b, when);
+    wire::Message m = e.a.vm(vm, 1.0, 0.05, 4ULL << 30, 512);
     auto& dirty = *std::get<wire::VmSample>(m.body).dirty;
     dirty.curve = {{100'000'000, 900}, {500'000'000, 1024}, {2'000'000'000, 1024}};
-    ctl.on_message(m, at(when));
+    e.ctl.on_message(m, at(when));
   };
   auto& p = ex.state.at("h1");
   report(t + 4);
@@ -252,11 +254,8 @@ TEST(ControllerEnforce, AnAutoConvergeMigrationDoesNotCalibrateTheGuestsRate) {
   // The throttle slows the guest: what QEMU measures then is not its rate.
   ControllerConfig cfg = enforce_config();
   cfg.predictor.auto_converge = true;
-  ScriptedExecutor ex;
-  Controller ctl(cfg, "T");
-  ctl.set_executor(&ex);
-  FakeAgent a{.host = "kvm1"}, b{.host = "kvm2"};
-  double t = 1;
+  Enforcing e(cfg);
+  auto& [ex, ctl, a, b, t] = e;
   auto moves = until_move(ctl, a, b, t);
   ASSERT_EQ(moves.size(), 1u);
   auto& p = ex.state.at("h1");
@@ -274,11 +273,8 @@ TEST(ControllerEnforce, ASkipWhoseCountdownTicksIsPublishedOnce) {
   // once a round (the skip says nothing new until its kind changes).
   ControllerConfig cfg = enforce_config();
   cfg.planner.host_hold_down = std::chrono::seconds{120};
-  ScriptedExecutor ex;
-  Controller ctl(cfg, "T");
-  ctl.set_executor(&ex);
-  FakeAgent a{.host = "kvm1"}, b{.host = "kvm2"};
-  double t = 1;
+  Enforcing e(cfg);
+  auto& [ex, ctl, a, b, t] = e;
   ASSERT_EQ(until_move(ctl, a, b, t).size(), 1u);
   ex.finish("h1", true);
   ASSERT_EQ(ctl.poll_migrations(at(t)).size(), 1u);
@@ -303,11 +299,8 @@ TEST(ControllerEnforce, ASkipWhoseCountdownTicksIsPublishedOnce) {
 }
 
 TEST(ControllerEnforce, AFailedMigrationIsPublishedAndBacksOff) {
-  ScriptedExecutor ex;
-  Controller ctl(enforce_config(), "T");
-  ctl.set_executor(&ex);
-  FakeAgent a{.host = "kvm1"}, b{.host = "kvm2"};
-  double t = 1;
+  Enforcing e;
+  auto& [ex, ctl, a, b, t] = e;
   auto moves = until_move(ctl, a, b, t);
   ASSERT_EQ(moves.size(), 1u);
   ex.finish("h1", false);
