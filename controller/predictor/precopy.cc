@@ -217,12 +217,9 @@ Prediction run_qemu(const Inputs& in, double fixed_throttle_pct) {
         // a guest that idles (busy u) catches up 10 ms / u of it.
         // (speed(p) x period, all of it in the one slice), less what the
         // resumption from the long sleep takes.
-        double burst_gt = std::min(period, kThrottleSliceS * in.throttled_slice_use / busy);
-        // A curve flat from its shortest window on cannot say how much of
-        // the set a burst shorter than that window rewrites: assume all of
-        // it (DirtyCurve::saturated_at_first). The safe side: this is the
-        // case that decides whether auto-converge converges at all.
-        if (in.dirty.saturated_at_first()) burst_gt = std::max(burst_gt, std::min(period, in.dirty.first_tau()));
+        // (A curve flat from its first window makes the burst all of the
+        // set: DirtyCurve::at().)
+        const double burst_gt = std::min(period, kThrottleSliceS * in.throttled_slice_use / busy);
         const double burst = fresh(burst_gt, prev_t > 0 ? prev_t : burst_gt, pass == 0) * page;
         if (burst < bw * (period - window_s)) {
           // Send it (burst / bw), then wait for a quiet check: half the

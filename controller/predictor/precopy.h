@@ -34,14 +34,13 @@ class DirtyCurve {
   double at(double tau_s) const;
   // The most pages the curve ever reaches (the writable set).
   double ceiling() const { return ceiling_; }
-  // The shortest measured window, and whether the curve is already flat
-  // there (its first point >= 90 % of its last, a window at least twice as
-  // long): the writer rewrote its set within the shortest window, so the
-  // curve bounds its speed from below only. Below that window, linear
-  // interpolation from the origin is then a guess that can be far too low
-  // (a CPU-bound writer on the lab's 0.5 s window: 32 000 pages/s read for
-  // ~3 million).
-  double first_tau() const { return pts_.empty() ? 0 : pts_.front().tau_s; }
+  // Whether the curve is already flat at its shortest window (its first
+  // point >= 90 % of its last, a window at least twice as long): the
+  // writer rewrote its set within that window, so the curve bounds its
+  // speed from below only, and linear interpolation from the origin below
+  // it would be a guess that can be far too low (a CPU-bound writer on the
+  // lab's 0.5 s window: 32 000 pages/s read for ~3 million). at() is then
+  // flat below the first window too.
   bool saturated_at_first() const;
 
  private:
