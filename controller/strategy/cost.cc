@@ -63,11 +63,21 @@ void scale_dirtying(model::VmState& vm, double factor) {
   vm.dirty_bytes_per_s *= factor;
 }
 
-predictor::DirtyCurve dirty_curve_pages(const model::VmState& vm, double page_bytes) {
+namespace {
+
+// The VM's measured curve as the predictor's points: seconds, pages.
+std::vector<predictor::DirtyCurve::Point> curve_points(const model::VmState& vm, double page_bytes) {
   std::vector<predictor::DirtyCurve::Point> pts;
   for (const model::DirtyPoint& d : vm.dirty_curve) {
     pts.push_back({static_cast<double>(d.tau.count()) / 1e9, static_cast<double>(d.bytes) / page_bytes});
   }
+  return pts;
+}
+
+}  // namespace
+
+predictor::DirtyCurve dirty_curve_pages(const model::VmState& vm, double page_bytes) {
+  std::vector<predictor::DirtyCurve::Point> pts = curve_points(vm, page_bytes);
   const double ceiling = vm.ram_bytes > 0 ? static_cast<double>(vm.ram_bytes) / page_bytes : 1e18;
   auto curve = predictor::DirtyCurve::make(std::move(pts), ceiling);
   return curve ? std::move(*curve) : predictor::DirtyCurve::none();
@@ -90,10 +100,7 @@ predictor::Inputs precopy_inputs(const model::VmState& vm, double bw, const Prec
     in.vcpu_busy_frac = std::clamp(vm.demand_cores() / vm.vcpus, 0.01, 1.0);
   }
   const double ceiling = std::max(touched / page, 1.0);
-  std::vector<predictor::DirtyCurve::Point> pts;
-  for (const model::DirtyPoint& d : vm.dirty_curve) {
-    pts.push_back({static_cast<double>(d.tau.count()) / 1e9, static_cast<double>(d.bytes) / page});
-  }
+  std::vector<predictor::DirtyCurve::Point> pts = curve_points(vm, page);
   if (pts.empty() && vm.dirty_bytes_per_s > 0) pts.push_back({1.0, vm.dirty_bytes_per_s / page});
   if (!pts.empty()) {
     auto curve = predictor::DirtyCurve::make(std::move(pts), ceiling);
