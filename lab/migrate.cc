@@ -339,9 +339,13 @@ Run one_migration(const Options& o, const GuestSpec& g, Qemu& src, int gen, doub
   strategy::PrecopyCostParams params;
   params.downtime_limit_ms = o.downtime_ms;
   params.auto_converge = o.auto_converge;
-  predictor::Inputs in = strategy::precopy_inputs(vm, bw, params);
-  in.vcpu_busy_frac = m->vcpu_busy;
-  in.link_bytes_per_s = std::max(link_bytes_per_s, bw);
+  auto inputs_for = [&](const model::VmState& v) {
+    predictor::Inputs i = strategy::precopy_inputs(v, bw, params);
+    i.vcpu_busy_frac = m->vcpu_busy;
+    i.link_bytes_per_s = std::max(link_bytes_per_s, bw);
+    return i;
+  };
+  const predictor::Inputs in = inputs_for(vm);
 
   const predictor::LinkCalibration cal = load_calibration(o.calibration);
   const predictor::Inputs cin = predictor::apply(in, cal);
@@ -352,10 +356,7 @@ Run one_migration(const Options& o, const GuestSpec& g, Qemu& src, int gen, doub
   const double vm_factor = vm_cal.factor(vm.id, seconds_now());
   model::VmState seen = vm;
   strategy::scale_dirtying(seen, vm_factor);
-  predictor::Inputs vin = strategy::precopy_inputs(seen, bw, params);
-  vin.vcpu_busy_frac = in.vcpu_busy_frac;
-  vin.link_bytes_per_s = in.link_bytes_per_s;
-  auto predicted = predictor::predict_precopy(predictor::apply(vin, cal));
+  auto predicted = predictor::predict_precopy(predictor::apply(inputs_for(seen), cal));
   auto baseline = predictor::predict_constant_rate(cin, m->rate_2s_bytes_per_s);
   // The truth: CPU-bound writers (rate 0) go as fast as the vCPU does; the
   // dirtier's own heartbeat says how fast that is.
@@ -471,12 +472,12 @@ Run one_migration(const Options& o, const GuestSpec& g, Qemu& src, int gen, doub
     f.total_ms = p->total_ms;
     f.downtime_ms = p->downtime_ms;
     f.bytes = static_cast<double>(p->bytes);
-    f.setup_ms = q ? static_cast<double>(q->setup_time_ms.value_or(0)) : 0;
-    f.downtime_bytes = q ? static_cast<double>(q->downtime_bytes) : 0;
+    f.setup_ms = p->setup_ms;
+    f.downtime_bytes = static_cast<double>(p->downtime_bytes);
     f.succeeded = true;
-    // Per VM, as the controller does (Controller::poll_migrations): QEMU's
-    // dirty rate from the second pass on, against what the telemetry's
-    // curve expects over the syncs seen between two polls. Not under
+    // Per VM, as the controller does (Controller::poll_migrations): each of
+    // QEMU's dirty-rate figures against what the measured curve expects
+    // over the same syncs (predictor::MigrationDirtyRate). Not under
     // auto-converge, whose throttle slows the guest.
     if (!o.auto_converge) {
       const predictor::DirtyCurve curve = strategy::dirty_curve_pages(vm, kPage);
