@@ -116,9 +116,19 @@ Prediction run_qemu(const Inputs& in, double fixed_throttle_pct) {
   // more than a window's worth to send, so the measured bandwidth is the
   // rate the link is driven at.
   const double threshold = bw * in.downtime_limit_ms / 1000.0;
-  const double window = bw * window_s;               // one window's budget
-  const double grain = std::min(window, threshold);  // how far below the threshold a check lands
-  const double leftover = threshold - grain / 2;     // its mean
+  const double window = bw * window_s;  // one window's budget
+  // A check lands up to a window's budget below the threshold. Under a
+  // limit shorter than a window (threshold < budget) the loop is another:
+  // a pass runs the bitmap empty within a window (or ends at a window's
+  // start below the threshold), syncs at once, and when what that sync
+  // finds fits the window's remaining budget it goes at the link's speed
+  // and the next sync, milliseconds later, finds next to nothing: QEMU
+  // switches over there, far below the limit (QEMU's own trace of a 50 ms
+  // limit, docs/predictor.md). Either way a pass's fresh dirt must fit a
+  // window's budget, not the threshold.
+  const bool quick = threshold < window;
+  const double grain = window;
+  const double leftover = quick ? threshold * threshold / (2 * window) : threshold - window / 2;  // its mean
   const double ram_pages = in.ram_bytes / page;
   const double nonzero_frac = in.nonzero_bytes / in.ram_bytes;
   // Bytes sent per byte of pending pages in pass 0: zero pages go as headers.
@@ -191,10 +201,20 @@ Prediction run_qemu(const Inputs& in, double fixed_throttle_pct) {
       const double left_first = std::min(threshold - (grain + y) / 2, in.ram_bytes);
       const double at_first = leftover_send_frac * left_first + y;
       const double later = leftover_send_frac * (threshold - (grain + yw) / 2) + yw;
-      const double final_bytes = std::max(0.0, first * at_first + (1 - first) * later);
+      double final_bytes = std::max(0.0, first * at_first + (1 - first) * later);
       p.total_s += n * window_s;
       p.bytes += n * grain;
       p.syncs += n;
+      if (quick) {
+        // The last sync's pages go live at the link's speed; the one after
+        // finds what was written meanwhile, and that is the stop-and-copy.
+        const double resend = first * y + (1 - first) * yw;
+        const double gap = speed(throttle) * resend / link;
+        final_bytes = fresh(gap, gw, false) * page;
+        p.total_s += resend / link;
+        p.bytes += resend;
+        p.syncs += 1;
+      }
       p.converges = true;
       p.passes = static_cast<int>(std::lround(p.syncs));
       p.downtime_ms = final_bytes / link * 1000.0 + in.device_state_ms;
@@ -295,7 +315,35 @@ Result<DirtyCurve> DirtyCurve::make(std::vector<Point> points, double ceiling_pa
   DirtyCurve c;
   c.pts_ = std::move(points);
   c.ceiling_ = ceiling_pages;
+  c.fit_tail();
   return c;
+}
+
+void DirtyCurve::fit_tail() {
+  tail_slope_ = tail_k_ = 0;
+  if (pts_.empty()) return;
+  const Point& last = pts_.back();
+  // The last point at or before half of the span before it (the origin if
+  // none), and again: two segments, each at least a quarter of the span,
+  // so the fine buckets of a soft-dirty curve do not make it noisy.
+  auto before = [&](double tau) {
+    Point at{0, 0};
+    for (const Point& p : pts_) {
+      if (p.tau_s <= tau) at = p;
+    }
+    return at;
+  };
+  const Point h = before(last.tau_s / 2);
+  const double sb = (last.pages - h.pages) / (last.tau_s - h.tau_s);
+  tail_slope_ = sb;
+  if (h.tau_s <= 0) return;  // one segment: held
+  const Point q = before(h.tau_s / 2);
+  const double sa = (h.pages - q.pages) / (h.tau_s - q.tau_s);
+  if (!(sb > 0 && sa > sb)) return;  // not decaying: held
+  // Mean slopes over [q, h] and [h, last], read at their midpoints.
+  const double k = std::log(sa / sb) / ((last.tau_s - q.tau_s) / 2);
+  tail_k_ = k;
+  tail_slope_ = sb * std::exp(-k * (last.tau_s - (h.tau_s + last.tau_s) / 2));
 }
 
 DirtyCurve DirtyCurve::uniform_random(double rate, double ws) {
@@ -308,6 +356,7 @@ DirtyCurve DirtyCurve::uniform_random(double rate, double ws) {
     c.pts_.push_back({tau, ws * (1.0 - std::exp(-rate * tau / ws))});
   }
   c.ceiling_ = ws;
+  c.fit_tail();
   return c;
 }
 
@@ -316,6 +365,7 @@ DirtyCurve DirtyCurve::sequential(double rate, double ws) {
   if (!(rate > 0 && ws > 0)) return c;
   c.pts_.push_back({ws / rate, ws});
   c.ceiling_ = ws;
+  c.fit_tail();
   return c;
 }
 
@@ -336,9 +386,8 @@ double DirtyCurve::at(double tau) const {
     v = saturated_at_first() ? pts_.front().pages : pts_.front().pages * tau / pts_.front().tau_s;
   } else if (tau >= pts_.back().tau_s) {
     const Point& last = pts_.back();
-    const Point prev = pts_.size() >= 2 ? pts_[pts_.size() - 2] : Point{0, 0};
-    const double slope = (last.pages - prev.pages) / (last.tau_s - prev.tau_s);
-    v = last.pages + slope * (tau - last.tau_s);
+    const double dt = tau - last.tau_s;
+    v = last.pages + (tail_k_ > 0 ? tail_slope_ / tail_k_ * -std::expm1(-tail_k_ * dt) : tail_slope_ * dt);
   } else {
     auto it = std::upper_bound(pts_.begin(), pts_.end(), tau, [](double t, const Point& p) { return t < p.tau_s; });
     const Point& b = *it;

@@ -14,8 +14,12 @@ namespace vmtide::predictor {
 
 // D(tau): distinct pages dirtied within tau of a reset, as measured points,
 // non-decreasing in both coordinates. Between points: linear. Beyond the
-// last: the last segment's slope (or the mean rate through the origin for a
-// single point), capped at `ceiling_pages` (the writable working set, or RAM).
+// last, where a pass longer than the longest window reads it (pass 0 of
+// any large VM): the slope as it was decaying over the last two
+// half-spans of the curve, e^(-k tau), a uniform writer's exact form; or
+// the last slope held, when it was not decaying (or the mean rate through
+// the origin for a single point). Capped at `ceiling_pages` (the writable
+// working set, or RAM).
 class DirtyCurve {
  public:
   struct Point {
@@ -44,8 +48,13 @@ class DirtyCurve {
   bool saturated_at_first() const;
 
  private:
+  // Sets tail_slope_ and tail_k_ from pts_ (at()'s extension).
+  void fit_tail();
+
   std::vector<Point> pts_;
   double ceiling_ = 0;
+  double tail_slope_ = 0;  // pages/s at the last point
+  double tail_k_ = 0;      // 1/s: the slope's decay beyond it (0: held)
 };
 
 struct Inputs {

@@ -38,10 +38,15 @@ namespace json = discovery::json;
 struct Case {
   std::string label;
   std::vector<std::string> args;
+  // Whether the same inputs give the same outcome from run to run. Not so
+  // for the two auto-converge cases at 32 MiB/s: they converged in some of
+  // six runs each and not in others (docs/prediction-accuracy.md has the
+  // mechanism, TCG's, from QEMU's own trace).
+  bool repeatable = true;
 };
 
-// RAM 256 MiB, downtime limit 300 ms; caps 32 and 64 MiB/s (16 where a
-// CPU-bound writer must outrun auto-converge's 99 %).
+// RAM 256 MiB, downtime limit 300 ms (50 ms where named); caps 32 and
+// 64 MiB/s (16 where a CPU-bound writer must outrun auto-converge's 99 %).
 std::vector<Case> cases() {
   return {
       {"idle", {"--wss", "1", "--rate", "10", "--bw", "32,64"}},
@@ -51,11 +56,24 @@ std::vector<Case> cases() {
       {"hot-cold", {"--wss", "96", "--rate", "10000", "--pattern", "hotcold", "--bw", "32,64"}},
       {"phased", {"--wss", "64", "--rate", "5000", "--pattern", "phased", "--bw", "32,64"}},
       {"non-converging", {"--wss", "64", "--rate", "12000", "--bw", "32", "--timeout", "20"}},
-      {"paced-auto-converge", {"--wss", "64", "--rate", "12000", "--bw", "32", "--auto-converge", "--timeout", "50"}},
+      {"paced-auto-converge",
+       {"--wss", "64", "--rate", "12000", "--bw", "32", "--auto-converge", "--timeout", "50"},
+       false},
       {"cpu-bound", {"--wss", "64", "--rate", "0", "--bw", "32", "--timeout", "20"}},
-      {"cpu-bound-auto-converge", {"--wss", "64", "--rate", "0", "--bw", "32", "--auto-converge", "--timeout", "70"}},
+      {"cpu-bound-auto-converge",
+       {"--wss", "64", "--rate", "0", "--bw", "32", "--auto-converge", "--timeout", "70"},
+       false},
+      // Auto-converge rescuing a CPU-bound writer it must throttle to 99 %:
+      // 29.8-31.0 s in three runs.
+      {"cpu-bound-auto-converge-64",
+       {"--wss", "64", "--rate", "0", "--bw", "64", "--auto-converge", "--timeout", "90"}},
       {"cpu-bound-auto-converge-16",
        {"--wss", "64", "--rate", "0", "--bw", "16", "--auto-converge", "--timeout", "60"}},
+      // A limit shorter than a 100 ms window: one window's dirt (~2.3 MB)
+      // is above the threshold at 32 MiB/s (1.7 MB) and within a window's
+      // budget (3.4 MB). Last, so its tiny stop-and-copy does not feed the
+      // pair's calibration before the others.
+      {"short-limit", {"--wss", "16", "--rate", "6000", "--bw", "32,64", "--downtime-ms", "50"}},
   };
 }
 
@@ -154,6 +172,8 @@ void report(Report& rep, const std::vector<json::Value>& runs, const char* which
   rep.metric("downtime_p90_err_ms" + suffix, p90(e.downtime_ms));
   rep.metric("bytes_p90_err_pct" + suffix, p90(e.bytes_pct));
   rep.metric("baseline_total_time_p90_err_pct" + suffix, p90(b.time_pct));
+  // The goal is at most half the baseline's error: <= 0.5.
+  rep.metric("total_time_p90_err_ratio_to_baseline" + suffix, p90(e.time_pct) / p90(b.time_pct));
   rep.metric("baseline_downtime_p90_err_ms" + suffix, p90(b.downtime_ms));
   rep.metric("baseline_bytes_p90_err_pct" + suffix, p90(b.bytes_pct));
   rep.metric("nonconvergence_flagged_pct" + suffix, e.nonconv ? 100.0 * e.flagged / e.nonconv : NAN);
@@ -198,14 +218,15 @@ int run() {
                                      guest + "/guest-initrd.gz",
                                      "--mem",
                                      "256",
-                                     "--downtime-ms",
-                                     "300",
                                      "--calibration",
                                      cal,
                                      "--label",
                                      c.label,
                                      "--json"};
     args.insert(args.end(), c.args.begin(), c.args.end());
+    if (std::find(c.args.begin(), c.args.end(), "--downtime-ms") == c.args.end()) {
+      args.insert(args.end(), {"--downtime-ms", "300"});
+    }
     progress("== %s", c.label.c_str());
     for (const std::string& line : run_lab(args)) {
       auto v = json::parse(line);
@@ -222,6 +243,24 @@ int run() {
   progress("%zu migrations; per-run results in %s", runs.size(), runs_path.c_str());
   report(rep, runs, "predicted", "baseline", "");
   report(rep, runs, "predicted_oracle", "baseline_oracle", "_oracle");
+  // The same over the repeatable cases. Under TCG each dirty sync at a
+  // heavy throttle waits for the vCPU's next 10 ms slice and so catches
+  // its burst, and whether QEMU switches over depends on how much that
+  // burst wrote (QEMU's trace, docs/prediction-accuracy.md): at 32 MiB/s
+  // the same inputs converged in some runs and not in others, and no
+  // prediction can be right about both. These figures are the model's
+  // where the inputs set the outcome.
+  std::vector<json::Value> repeatable;
+  for (const auto& r : runs) {
+    const json::Value* c = r.find("case");
+    const json::Value* l = c ? c->find("label") : nullptr;
+    const std::string* label = l ? l->as_string() : nullptr;
+    for (const Case& k : cases()) {
+      if (label != nullptr && k.label == *label && k.repeatable) repeatable.push_back(r);
+    }
+  }
+  report(rep, repeatable, "predicted", "baseline", "_repeatable");
+  report(rep, repeatable, "predicted_oracle", "baseline_oracle", "_oracle_repeatable");
   const Errors u = errors(runs, "predicted_uncalibrated");
   rep.metric("total_time_p90_err_pct_uncalibrated", p90(u.time_pct));
   rep.metric("downtime_p90_err_ms_uncalibrated", p90(u.downtime_ms));
