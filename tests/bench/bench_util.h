@@ -23,8 +23,8 @@
 namespace vmtide::bench {
 
 // The commit the bench ran at, asked of git when it runs: VMTIDE_GIT is
-// from the last cmake configure and goes stale across incremental builds
-// (a table once said a765f5c for a run at f581ba5).
+// the revision of the last build, which need not be the tree a bench run
+// is started from (a table once said a765f5c for a run at f581ba5).
 inline std::string source_revision() {
 #ifdef VMTIDE_BENCH_GIT_DIR
   const std::string cmd = "git -C '" VMTIDE_BENCH_GIT_DIR "' describe --always --dirty 2>/dev/null";
