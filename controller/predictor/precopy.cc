@@ -127,8 +127,8 @@ Prediction run_qemu(const Inputs& in, double fixed_throttle_pct) {
   // limit, docs/predictor.md). Either way a pass's fresh dirt must fit a
   // window's budget, not the threshold.
   const bool quick = threshold < window;
-  const double grain = window;
-  const double leftover = quick ? threshold * threshold / (2 * window) : threshold - window / 2;  // its mean
+  // The mean leftover when a pass ends.
+  const double leftover = quick ? threshold * threshold / (2 * window) : threshold - window / 2;
   const double ram_pages = in.ram_bytes / page;
   const double nonzero_frac = in.nonzero_bytes / in.ram_bytes;
   // Bytes sent per byte of pending pages in pass 0: zero pages go as headers.
@@ -190,21 +190,17 @@ Prediction run_qemu(const Inputs& in, double fixed_throttle_pct) {
       }
       period_s = period_dirty = period_sent = 0;
     }
-    if (y < grain) {
+    if (y < window) {
       // The end: one window's dirtying now fits one window's budget.
       const double gw = speed(throttle) * window_s;
       const double yw = std::min(y, fresh(gw, gw, pass == 0) * page);
-      const double s = grain - yw;
-      const double n = end_cycles(y, s, grain);
-      const double first = (grain - y) / grain;  // P(switch over at this check)
-      // A VM smaller than the threshold leaves all of it for the stop.
-      const double left_first = std::min(threshold - (grain + y) / 2, in.ram_bytes);
-      const double at_first = leftover_send_frac * left_first + y;
-      const double later = leftover_send_frac * (threshold - (grain + yw) / 2) + yw;
-      double final_bytes = std::max(0.0, first * at_first + (1 - first) * later);
+      const double s = window - yw;
+      const double n = end_cycles(y, s, window);
+      const double first = (window - y) / window;  // P(switch over at this check)
       p.total_s += n * window_s;
-      p.bytes += n * grain;
+      p.bytes += n * window;
       p.syncs += n;
+      double final_bytes;
       if (quick) {
         // The last sync's pages go live at the link's speed; the one after
         // finds what was written meanwhile, and that is the stop-and-copy.
@@ -214,6 +210,12 @@ Prediction run_qemu(const Inputs& in, double fixed_throttle_pct) {
         p.total_s += resend / link;
         p.bytes += resend;
         p.syncs += 1;
+      } else {
+        // A VM smaller than the threshold leaves all of it for the stop.
+        const double left_first = std::min(threshold - (window + y) / 2, in.ram_bytes);
+        const double at_first = leftover_send_frac * left_first + y;
+        const double later = leftover_send_frac * (threshold - (window + yw) / 2) + yw;
+        final_bytes = std::max(0.0, first * at_first + (1 - first) * later);
       }
       p.converges = true;
       p.passes = static_cast<int>(std::lround(p.syncs));
@@ -245,10 +247,10 @@ Prediction run_qemu(const Inputs& in, double fixed_throttle_pct) {
           // Send it (burst / bw), then wait for a quiet check: half the
           // quiet part of a period on average.
           const double wait_s = burst / bw + (period - window_s - burst / bw) / 2 + window_s;
-          const double final_bytes = leftover_send_frac * std::max(0.0, threshold - grain / 2);
+          const double final_bytes = leftover_send_frac * std::max(0.0, threshold - window / 2);
           p.total_s += wait_s;
           p.bytes += burst;
-          p.syncs += burst > grain ? 2 : 1;  // the crossing after the burst, then the quiet check
+          p.syncs += burst > window ? 2 : 1;  // the crossing after the burst, then the quiet check
           p.converges = true;
           p.passes = static_cast<int>(std::lround(p.syncs));
           p.downtime_ms = final_bytes / link * 1000.0 + in.device_state_ms;
