@@ -72,6 +72,10 @@ Result<QueryMigrate> parse_query_migrate(const json::Value& ret) {
                        Top{"setup-time", &q.setup_time_ms}, Top{"expected-downtime", &q.expected_downtime_ms}}) {
     auto v = number(ret, f.key, "");
     if (!v) return std::move(v).error();
+    // Times in milliseconds are never negative in QEMU; a negative one is
+    // a broken reply (found by fuzz_qmp_json: total-time -4847 made the
+    // elapsed time negative).
+    if (*v && **v < 0) return make_error(Errc::kWireType, std::string("query-migrate: ") + f.key + " is negative");
     if (*v) *f.out = static_cast<std::int64_t>(std::llround(**v));
   }
   auto throttle = number(ret, "cpu-throttle-percentage", "");

@@ -81,7 +81,9 @@ TEST(QueryMigrate, RejectsWrongTypes) {
                           R"({"status": "failed", "error-desc": 5})", R"([1])",
                           // Found by fuzz_qmp_json in CI: overflowed to a negative elapsed time.
                           R"({"status": "active", "total-time": 4222222222222222222222222222222222})",
-                          R"({"status": "active", "ram": {"transferred": 1e300}})"}) {
+                          R"({"status": "active", "ram": {"transferred": 1e300}})",
+                          // Found by fuzz_qmp_json in CI: a negative elapsed time.
+                          R"({"status": "active", "total-time": -4847})", R"({"status": "completed", "downtime": -1})"}) {
     auto q = parse_query_migrate(parse(bad));
     ASSERT_FALSE(q) << bad;
     EXPECT_EQ(q.error().code, Errc::kWireType) << bad;
